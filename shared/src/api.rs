@@ -1,0 +1,198 @@
+//! Request and response bodies of the origin's HTTP API, and its paths. Times are milliseconds
+//! since the Unix epoch, the unit the frontend SDK uses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::protocol::ResponseHeader;
+
+/// Paths of the origin's API.
+pub mod paths {
+    pub const SESSIONS: &str = "/v1/sessions";
+    pub const REFRESH: &str = "/v1/sessions/refresh";
+    pub const VERIFY: &str = "/v1/sessions/verify";
+    /// `/v1/sessions/{handle}`: DELETE revokes.
+    pub const SESSION: &str = "/v1/sessions/{handle}";
+    /// `/v1/sessions/{handle}/info`: GET reads, PUT overwrites.
+    pub const SESSION_INFO: &str = "/v1/sessions/{handle}/info";
+    /// `/v1/users/{user_id}/sessions`: GET lists handles, DELETE revokes all.
+    pub const USER_SESSIONS: &str = "/v1/users/{user_id}/sessions";
+    pub const JWKS: &str = "/.well-known/jwks.json";
+    pub const OPENAPI: &str = "/openapi.json";
+    pub const HEALTH: &str = "/healthz";
+    pub const READY: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
+    /// The edge's internal endpoint the origin posts revocations to when KV's REST API is not
+    /// configured.
+    pub const EDGE_BLACKLIST: &str = "/__latch/blacklist";
+}
+
+/// Longest user id accepted, in bytes.
+pub const MAX_USER_ID_LEN: usize = 255;
+
+/// Why a user id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserIdError {
+    #[error("user_id must not be empty")]
+    Empty,
+    #[error("user_id must be at most {MAX_USER_ID_LEN} bytes")]
+    TooLong,
+    #[error("user_id must not contain control characters")]
+    ControlCharacter,
+}
+
+/// User ids are opaque strings chosen by the app; they travel in tokens and headers, so control
+/// characters (header injection) and unbounded lengths are refused.
+pub fn validate_user_id(user_id: &str) -> Result<(), UserIdError> {
+    if user_id.is_empty() {
+        Err(UserIdError::Empty)
+    } else if user_id.len() > MAX_USER_ID_LEN {
+        Err(UserIdError::TooLong)
+    } else if user_id.chars().any(char::is_control) {
+        Err(UserIdError::ControlCharacter)
+    } else {
+        Ok(())
+    }
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    pub user_id: String,
+    #[serde(default)]
+    pub jwt_payload: Option<Value>,
+    #[serde(default)]
+    pub session_info: Option<Value>,
+}
+
+/// A token and the moment it stops being valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiringToken {
+    pub value: String,
+    /// Milliseconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// Everything a browser needs to hold a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTokens {
+    pub access_token: ExpiringToken,
+    pub refresh_token: ExpiringToken,
+    pub id_refresh_token: ExpiringToken,
+    #[serde(default)]
+    pub anti_csrf_token: Option<String>,
+}
+
+/// The session a token belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub handle: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub jwt_payload: Option<Value>,
+}
+
+/// Answer to create and refresh: the session, its tokens, and the exact headers to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedSession {
+    pub session: SessionView,
+    pub tokens: SessionTokens,
+    /// `Set-Cookie` and SDK headers, in order, to append to the browser's response.
+    pub response_headers: Vec<ResponseHeader>,
+}
+
+/// `POST /v1/sessions/refresh`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/sessions/verify`: the full check, including that the session still exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub access_token: String,
+    /// The `anti-csrf` header the client sent, if any.
+    #[serde(default)]
+    pub anti_csrf_token: Option<String>,
+    /// Whether to enforce the anti-CSRF check (as the seed's `enableCsrfProtection`).
+    #[serde(default)]
+    pub enforce_anti_csrf: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyResponse {
+    pub session: SessionView,
+    /// Milliseconds since the Unix epoch.
+    pub access_token_expires_at: i64,
+}
+
+/// Body of `GET` and `PUT /v1/sessions/{handle}/info`. `PUT` overwrites the whole value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInfo {
+    #[serde(default)]
+    pub session_info: Option<Value>,
+}
+
+/// Answer to `DELETE /v1/sessions/{handle}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// False when there was no such session (already revoked or never existed).
+    pub revoked: bool,
+    /// Headers that clear the session from the browser, for an app relaying a logout.
+    pub response_headers: Vec<ResponseHeader>,
+}
+
+/// Answer to `GET` and `DELETE /v1/users/{user_id}/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionHandles {
+    pub handles: Vec<String>,
+}
+
+/// One revoked session, for the edge's blacklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlacklistEntry {
+    pub session_handle: String,
+    /// How long the entry must live: at least as long as any access token of the session.
+    pub ttl_seconds: u64,
+}
+
+/// Body of the edge's internal blacklist endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlacklistRequest {
+    pub entries: Vec<BlacklistEntry>,
+}
+
+/// The KV key under which the edge looks up a revoked session.
+pub fn blacklist_key(session_handle: &str) -> String {
+    format!("revoked:{session_handle}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_bounded_and_printable() {
+        assert!(validate_user_id("alice@example.com").is_ok());
+        assert!(validate_user_id("ユーザー 7").is_ok());
+        assert_eq!(validate_user_id(""), Err(UserIdError::Empty));
+        assert_eq!(validate_user_id(&"x".repeat(256)), Err(UserIdError::TooLong));
+        assert_eq!(validate_user_id("a\r\nX-User: admin"), Err(UserIdError::ControlCharacter));
+    }
+
+    #[test]
+    fn requests_with_unknown_fields_are_refused() {
+        let ok: CreateSessionRequest =
+            serde_json::from_str(r#"{"user_id":"u","jwt_payload":{"r":1}}"#).unwrap();
+        assert_eq!(ok.session_info, None);
+        assert!(
+            serde_json::from_str::<CreateSessionRequest>(r#"{"user_id":"u","userid":1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<CreateSessionRequest>(r#"{"user_id":7}"#).is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! The four session errors of the seed library, their HTTP statuses and the one JSON body
+//! shape every Latch component answers with.
+
+use serde::{Deserialize, Serialize};
+
+/// Status that tells the frontend SDK "session expired, try refreshing": 440, as in the seed's
+/// docs. supertokens-website 4.2 defaults to 401, so pages pass `sessionExpiredStatusCode: 440`
+/// to its `init` (or the deployment sets its status to 401).
+pub const DEFAULT_SESSION_EXPIRED_STATUS: u16 = 440;
+
+/// What went wrong, in the seed library's four categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorKind {
+    /// Something failed that the client cannot fix (database down, bad configuration, a bug).
+    GeneralError,
+    /// The session is over: revoked, expired, or never existed. The user must log in again.
+    Unauthorised,
+    /// The access token is missing, invalid or expired, or the anti-CSRF check failed:
+    /// the client should call the refresh endpoint and retry.
+    TryRefreshToken,
+    /// A refresh token was reused outside the grace window: the session has been revoked.
+    TokenTheftDetected,
+}
+
+impl ErrorKind {
+    /// HTTP status for this error, with the deployment's session-expired status (440 by default).
+    pub fn status(self, session_expired_status: u16) -> u16 {
+        match self {
+            ErrorKind::GeneralError => 500,
+            ErrorKind::Unauthorised
+            | ErrorKind::TryRefreshToken
+            | ErrorKind::TokenTheftDetected => session_expired_status,
+        }
+    }
+
+    /// Whether the browser's session cookies must be cleared when answering with this error.
+    /// TRY_REFRESH_TOKEN keeps them: the refresh token is still needed to recover.
+    pub fn clears_cookies(self) -> bool {
+        matches!(self, ErrorKind::Unauthorised | ErrorKind::TokenTheftDetected)
+    }
+
+    /// The wire name, e.g. `TRY_REFRESH_TOKEN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::GeneralError => "GENERAL_ERROR",
+            ErrorKind::Unauthorised => "UNAUTHORISED",
+            ErrorKind::TryRefreshToken => "TRY_REFRESH_TOKEN",
+            ErrorKind::TokenTheftDetected => "TOKEN_THEFT_DETECTED",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who was affected when a refresh token was reused: returned with TOKEN_THEFT_DETECTED so the
+/// app can alert the user or revoke their other sessions too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TheftDetails {
+    pub user_id: String,
+    pub session_handle: String,
+}
+
+/// A session error: its kind, a human-readable reason, and theft details where they apply.
+///
+/// The message never contains a token or a secret: it is safe to log and to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{error}: {message}")]
+pub struct SessionError {
+    pub error: ErrorKind,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theft: Option<TheftDetails>,
+}
+
+impl SessionError {
+    pub fn new(error: ErrorKind, message: impl Into<String>) -> Self {
+        SessionError { error, message: message.into(), theft: None }
+    }
+
+    pub fn general(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::GeneralError, message)
+    }
+
+    pub fn unauthorised(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorised, message)
+    }
+
+    pub fn try_refresh(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TryRefreshToken, message)
+    }
+
+    pub fn theft(details: TheftDetails) -> Self {
+        SessionError {
+            error: ErrorKind::TokenTheftDetected,
+            message: "refresh token reused outside the grace window; the session was revoked"
+                .into(),
+            theft: Some(details),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.error
+    }
+
+    /// The JSON body to send: `{"error":"TRY_REFRESH_TOKEN","message":"…"}`, with `theft` when set.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a SessionError always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_seed() {
+        assert_eq!(ErrorKind::GeneralError.status(440), 500);
+        assert_eq!(ErrorKind::Unauthorised.status(440), 440);
+        assert_eq!(ErrorKind::TryRefreshToken.status(401), 401);
+        assert_eq!(ErrorKind::TokenTheftDetected.status(440), 440);
+    }
+
+    #[test]
+    fn only_terminal_errors_clear_cookies() {
+        assert!(!ErrorKind::TryRefreshToken.clears_cookies());
+        assert!(!ErrorKind::GeneralError.clears_cookies());
+        assert!(ErrorKind::Unauthorised.clears_cookies());
+        assert!(ErrorKind::TokenTheftDetected.clears_cookies());
+    }
+
+    #[test]
+    fn json_body_shape_round_trips() {
+        let err = SessionError::theft(TheftDetails {
+            user_id: "alice".into(),
+            session_handle: "h1".into(),
+        });
+        let json = err.to_json();
+        assert!(json.starts_with(r#"{"error":"TOKEN_THEFT_DETECTED","message":"#), "{json}");
+        assert!(json.contains(r#""theft":{"user_id":"alice","session_handle":"h1"}"#), "{json}");
+        let back: SessionError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, err);
+        let plain = SessionError::try_refresh("expired").to_json();
+        assert_eq!(plain, r#"{"error":"TRY_REFRESH_TOKEN","message":"expired"}"#);
+    }
+}

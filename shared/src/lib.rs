@@ -1,0 +1,25 @@
+//! # latch-shared
+//!
+//! The session protocol of Latch, written once and used by the edge (Rust → WASM on Cloudflare
+//! Workers), the origin (axum + Postgres) and Rust app backends.
+//!
+//! - [`access`]: access tokens (EdDSA JWTs) — signing and I/O-free verification.
+//! - [`keys`]: Ed25519 keys, JWKs and the key set a verifier trusts.
+//! - [`refresh`]: session handles, refresh tokens, their storage hashes and rotation.
+//! - [`csrf`]: anti-CSRF tokens and their constant-time check.
+//! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x).
+//! - [`error`]: the four session errors and their one JSON body.
+//! - [`api`]: the origin's HTTP API types.
+//!
+//! Nothing here does I/O or needs an async runtime; randomness and the current time are passed
+//! in, so the crate builds for `wasm32-unknown-unknown` and tests are deterministic.
+
+pub mod access;
+pub mod api;
+pub mod csrf;
+pub mod error;
+pub mod keys;
+pub mod protocol;
+pub mod refresh;
+
+pub use error::{ErrorKind, SessionError, TheftDetails, DEFAULT_SESSION_EXPIRED_STATUS};

@@ -1,0 +1,346 @@
+//! The browser protocol, compatible with the frontend SDK `supertokens-website` 4.x: cookie
+//! names, attributes and paths, the `anti-csrf` and `id-refresh-token` headers, and clearing.
+//!
+//! The SDK never reads the session cookies (all three are HttpOnly); it learns that a session
+//! exists from the `id-refresh-token` response header (`<value>;<expiry ms>`, or `remove`) and
+//! keeps the `anti-csrf` response header to echo on later requests.
+
+use cookie::{Cookie, Expiration, SameSite};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::api::SessionTokens;
+
+pub const ACCESS_TOKEN_COOKIE: &str = "sAccessToken";
+pub const REFRESH_TOKEN_COOKIE: &str = "sRefreshToken";
+pub const ID_REFRESH_TOKEN_COOKIE: &str = "sIdRefreshToken";
+
+pub const ANTI_CSRF_HEADER: &str = "anti-csrf";
+pub const ID_REFRESH_TOKEN_HEADER: &str = "id-refresh-token";
+/// `id-refresh-token` value that tells the SDK the session is gone.
+pub const ID_REFRESH_TOKEN_REMOVE: &str = "remove";
+pub const EXPOSE_HEADERS_HEADER: &str = "access-control-expose-headers";
+/// The response headers the SDK must be able to read on a cross-origin response.
+pub const EXPOSED_HEADERS: &str = "id-refresh-token, anti-csrf";
+/// The request headers the SDK adds, which a CORS preflight must allow.
+pub const SDK_REQUEST_HEADERS: &str = "anti-csrf, supertokens-sdk-name, supertokens-sdk-version";
+
+/// Longest `Cookie` header read; anything longer is refused rather than parsed.
+pub const MAX_COOKIE_HEADER_LEN: usize = 16 * 1024;
+
+/// One response header to add (never replace: a response carries several `Set-Cookie`s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseHeader {
+    pub name: String,
+    pub value: String,
+}
+
+impl ResponseHeader {
+    fn new(name: &str, value: impl Into<String>) -> Self {
+        ResponseHeader { name: name.to_owned(), value: value.into() }
+    }
+}
+
+/// How session cookies are written: one policy per deployment, shared by edge and origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookiePolicy {
+    /// `Domain` attribute; `None` makes host-only cookies (the safer default).
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub same_site: SameSite,
+    /// `Path` of the access-token and id-refresh-token cookies.
+    pub access_token_path: String,
+    /// The refresh endpoint, which is also the refresh-token cookie's `Path`, so the refresh
+    /// token travels on refresh requests only.
+    pub refresh_path: String,
+}
+
+pub const DEFAULT_REFRESH_PATH: &str = "/session/refresh";
+
+impl Default for CookiePolicy {
+    fn default() -> Self {
+        CookiePolicy {
+            domain: None,
+            secure: true,
+            same_site: SameSite::Lax,
+            access_token_path: "/".into(),
+            refresh_path: DEFAULT_REFRESH_PATH.into(),
+        }
+    }
+}
+
+/// A cookie policy that browsers would reject or that would leak the refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CookiePolicyError {
+    #[error("SameSite=None requires secure cookies")]
+    SameSiteNoneNeedsSecure,
+    #[error("cookie path {0:?} must start with '/' and contain no ';', ',' or whitespace")]
+    BadPath(String),
+    #[error("cookie domain {0:?} is not a valid host name")]
+    BadDomain(String),
+    #[error("SameSite must be lax, strict or none, not {0:?}")]
+    BadSameSite(String),
+}
+
+/// Parses a SameSite setting: `lax`, `strict` or `none`, in any case.
+pub fn parse_same_site(text: &str) -> Result<SameSite, CookiePolicyError> {
+    match text.to_ascii_lowercase().as_str() {
+        "lax" => Ok(SameSite::Lax),
+        "strict" => Ok(SameSite::Strict),
+        "none" => Ok(SameSite::None),
+        _ => Err(CookiePolicyError::BadSameSite(text.to_owned())),
+    }
+}
+
+impl CookiePolicy {
+    pub fn validate(&self) -> Result<(), CookiePolicyError> {
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(CookiePolicyError::SameSiteNoneNeedsSecure);
+        }
+        for path in [&self.access_token_path, &self.refresh_path] {
+            if !path.starts_with('/')
+                || path.contains([';', ','])
+                || path.contains(char::is_whitespace)
+            {
+                return Err(CookiePolicyError::BadPath(path.clone()));
+            }
+        }
+        if let Some(domain) = &self.domain {
+            let valid = !domain.is_empty()
+                && domain.len() <= 253
+                && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !valid {
+                return Err(CookiePolicyError::BadDomain(domain.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn cookie<'a>(&self, name: &'a str, value: String, path: &str, expires_ms: i64) -> Cookie<'a> {
+        let expires = OffsetDateTime::from_unix_timestamp(expires_ms.div_euclid(1000))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut builder = Cookie::build((name, value))
+            .path(path.to_owned())
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(self.same_site)
+            .expires(Expiration::DateTime(expires));
+        if let Some(domain) = &self.domain {
+            builder = builder.domain(domain.clone());
+        }
+        builder.build()
+    }
+
+    fn set_cookie(&self, name: &str, value: &str, path: &str, expires_ms: i64) -> ResponseHeader {
+        let cookie = self.cookie(name, value.to_owned(), path, expires_ms);
+        ResponseHeader::new("set-cookie", cookie.to_string())
+    }
+
+    /// Headers that hand a new or refreshed session to the browser: the three cookies, the
+    /// `id-refresh-token` and `anti-csrf` headers, and the expose list for cross-origin pages.
+    pub fn session_headers(&self, tokens: &SessionTokens) -> Vec<ResponseHeader> {
+        let mut headers = vec![
+            self.set_cookie(
+                ACCESS_TOKEN_COOKIE,
+                &tokens.access_token.value,
+                &self.access_token_path,
+                tokens.access_token.expires_at,
+            ),
+            self.set_cookie(
+                REFRESH_TOKEN_COOKIE,
+                &tokens.refresh_token.value,
+                &self.refresh_path,
+                tokens.refresh_token.expires_at,
+            ),
+            self.set_cookie(
+                ID_REFRESH_TOKEN_COOKIE,
+                &tokens.id_refresh_token.value,
+                &self.access_token_path,
+                tokens.id_refresh_token.expires_at,
+            ),
+            ResponseHeader::new(
+                ID_REFRESH_TOKEN_HEADER,
+                format!("{};{}", tokens.id_refresh_token.value, tokens.id_refresh_token.expires_at),
+            ),
+        ];
+        if let Some(anti_csrf) = &tokens.anti_csrf_token {
+            headers.push(ResponseHeader::new(ANTI_CSRF_HEADER, anti_csrf.clone()));
+        }
+        headers.push(ResponseHeader::new(EXPOSE_HEADERS_HEADER, EXPOSED_HEADERS));
+        headers
+    }
+
+    /// Headers that end the session in the browser: all three cookies expired on their own
+    /// paths, and `id-refresh-token: remove` so the SDK stops refreshing.
+    pub fn clear_headers(&self) -> Vec<ResponseHeader> {
+        vec![
+            self.set_cookie(ACCESS_TOKEN_COOKIE, "", &self.access_token_path, 0),
+            self.set_cookie(ID_REFRESH_TOKEN_COOKIE, "", &self.access_token_path, 0),
+            self.set_cookie(REFRESH_TOKEN_COOKIE, "", &self.refresh_path, 0),
+            ResponseHeader::new(ID_REFRESH_TOKEN_HEADER, ID_REFRESH_TOKEN_REMOVE),
+            ResponseHeader::new(EXPOSE_HEADERS_HEADER, EXPOSED_HEADERS),
+        ]
+    }
+}
+
+/// The session cookies a request carried. Empty values count as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionCookies {
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub id_refresh_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the Cookie header is longer than {MAX_COOKIE_HEADER_LEN} bytes")]
+pub struct CookieHeaderTooLarge;
+
+impl SessionCookies {
+    /// Reads the session cookies from a `Cookie` header (several headers joined with `"; "`).
+    /// Where a name repeats, the first occurrence wins, as in browsers' ordering (the most
+    /// specific path comes first). Malformed pairs are skipped; the rest still count.
+    pub fn from_cookie_header(header: &str) -> Result<Self, CookieHeaderTooLarge> {
+        if header.len() > MAX_COOKIE_HEADER_LEN {
+            return Err(CookieHeaderTooLarge);
+        }
+        let mut cookies = SessionCookies::default();
+        for cookie in Cookie::split_parse(header).flatten() {
+            let slot = match cookie.name() {
+                ACCESS_TOKEN_COOKIE => &mut cookies.access_token,
+                REFRESH_TOKEN_COOKIE => &mut cookies.refresh_token,
+                ID_REFRESH_TOKEN_COOKIE => &mut cookies.id_refresh_token,
+                _ => continue,
+            };
+            if slot.is_none() && !cookie.value().is_empty() {
+                *slot = Some(cookie.value().to_owned());
+            }
+        }
+        Ok(cookies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ExpiringToken;
+    use proptest::prelude::*;
+
+    fn tokens(anti_csrf: Option<&str>) -> SessionTokens {
+        SessionTokens {
+            access_token: ExpiringToken { value: "a.b.c".into(), expires_at: 1_800_000_000_000 },
+            refresh_token: ExpiringToken { value: "h.s".into(), expires_at: 1_808_640_000_000 },
+            id_refresh_token: ExpiringToken { value: "irt".into(), expires_at: 1_808_640_000_000 },
+            anti_csrf_token: anti_csrf.map(str::to_owned),
+        }
+    }
+
+    fn find<'a>(headers: &'a [ResponseHeader], name: &str) -> Vec<&'a str> {
+        headers.iter().filter(|h| h.name == name).map(|h| h.value.as_str()).collect()
+    }
+
+    #[test]
+    fn session_headers_set_three_cookies_on_their_paths() {
+        let policy = CookiePolicy { domain: Some("example.com".into()), ..CookiePolicy::default() };
+        let headers = policy.session_headers(&tokens(Some("csrf")));
+        let cookies = find(&headers, "set-cookie");
+        assert_eq!(cookies.len(), 3);
+        assert!(cookies[0].starts_with("sAccessToken=a.b.c;"), "{}", cookies[0]);
+        assert!(cookies[0].contains("Path=/;") || cookies[0].contains("Path=/ "), "{}", cookies[0]);
+        assert!(cookies[1].starts_with("sRefreshToken=h.s;"), "{}", cookies[1]);
+        assert!(cookies[1].contains("Path=/session/refresh"), "{}", cookies[1]);
+        assert!(cookies[2].starts_with("sIdRefreshToken=irt;"), "{}", cookies[2]);
+        for cookie in &cookies {
+            for attribute in
+                ["HttpOnly", "Secure", "SameSite=Lax", "Domain=example.com", "Expires="]
+            {
+                assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+            }
+        }
+        assert!(cookies[0].contains("Expires=Fri, 15 Jan 2027 08:00:00 GMT"), "{}", cookies[0]);
+        assert_eq!(find(&headers, "id-refresh-token"), ["irt;1808640000000"]);
+        assert_eq!(find(&headers, "anti-csrf"), ["csrf"]);
+        assert_eq!(
+            find(&headers, "access-control-expose-headers"),
+            ["id-refresh-token, anti-csrf"]
+        );
+    }
+
+    #[test]
+    fn without_anti_csrf_no_header_is_sent_and_host_only_cookies_have_no_domain() {
+        let headers = CookiePolicy::default().session_headers(&tokens(None));
+        assert!(find(&headers, "anti-csrf").is_empty());
+        assert!(find(&headers, "set-cookie").iter().all(|c| !c.contains("Domain=")));
+    }
+
+    #[test]
+    fn clearing_expires_every_cookie_on_its_path_and_tells_the_sdk() {
+        let headers = CookiePolicy { secure: false, ..CookiePolicy::default() }.clear_headers();
+        let cookies = find(&headers, "set-cookie");
+        assert_eq!(cookies.len(), 3);
+        for (cookie, (name, path)) in cookies.iter().zip([
+            ("sAccessToken", "/"),
+            ("sIdRefreshToken", "/"),
+            ("sRefreshToken", "/session/refresh"),
+        ]) {
+            assert!(cookie.starts_with(&format!("{name}=;")), "{cookie}");
+            assert!(cookie.contains(&format!("Path={path}")), "{cookie}");
+            assert!(cookie.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{cookie}");
+            assert!(!cookie.contains("Secure"), "{cookie}");
+        }
+        assert_eq!(find(&headers, "id-refresh-token"), ["remove"]);
+    }
+
+    #[test]
+    fn policies_browsers_would_reject_are_refused() {
+        let none_insecure =
+            CookiePolicy { same_site: SameSite::None, secure: false, ..CookiePolicy::default() };
+        assert_eq!(none_insecure.validate(), Err(CookiePolicyError::SameSiteNoneNeedsSecure));
+        let bad_path = CookiePolicy { refresh_path: "refresh".into(), ..CookiePolicy::default() };
+        assert!(matches!(bad_path.validate(), Err(CookiePolicyError::BadPath(_))));
+        let bad_domain = CookiePolicy { domain: Some("a;b".into()), ..CookiePolicy::default() };
+        assert!(matches!(bad_domain.validate(), Err(CookiePolicyError::BadDomain(_))));
+        assert!(CookiePolicy::default().validate().is_ok());
+        assert_eq!(parse_same_site("Strict"), Ok(SameSite::Strict));
+        assert!(parse_same_site("sometimes").is_err());
+    }
+
+    #[test]
+    fn request_cookies_first_occurrence_wins_and_noise_is_skipped() {
+        let header = "theme=dark;sAccessToken=first;  sAccessToken=second; junk; =x; \
+                      sRefreshToken=; sRefreshToken=r1;sIdRefreshToken=i1";
+        let cookies = SessionCookies::from_cookie_header(header).unwrap();
+        assert_eq!(cookies.access_token.as_deref(), Some("first"));
+        assert_eq!(cookies.refresh_token.as_deref(), Some("r1"));
+        assert_eq!(cookies.id_refresh_token.as_deref(), Some("i1"));
+        assert_eq!(SessionCookies::from_cookie_header("").unwrap(), SessionCookies::default());
+    }
+
+    #[test]
+    fn huge_cookie_headers_are_refused_and_large_values_kept() {
+        let big = format!("sAccessToken={}", "x".repeat(MAX_COOKIE_HEADER_LEN));
+        assert_eq!(SessionCookies::from_cookie_header(&big), Err(CookieHeaderTooLarge));
+        let large = format!("sAccessToken={}", "y".repeat(8000));
+        let cookies = SessionCookies::from_cookie_header(&large).unwrap();
+        assert_eq!(cookies.access_token.unwrap().len(), 8000);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_cookie_headers_never_panic(header in ".{0,400}") {
+            let _ = SessionCookies::from_cookie_header(&header);
+        }
+
+        #[test]
+        fn cookies_survive_arbitrary_neighbours(
+            before in "[a-zA-Z0-9 =;]{0,60}", after in "[a-zA-Z0-9 =;]{0,60}",
+            token in "[A-Za-z0-9_.-]{1,100}",
+        ) {
+            let header = format!("{before}; sAccessToken={token}; {after}");
+            let cookies = SessionCookies::from_cookie_header(&header).unwrap();
+            // Unless the noise itself names sAccessToken first, ours is what is read.
+            if !before.contains("sAccessToken") {
+                prop_assert_eq!(cookies.access_token.as_deref(), Some(token.as_str()));
+            }
+        }
+    }
+}
