@@ -1,0 +1,89 @@
+//! The origin's one error type. Every failure becomes `{"error": KIND, "message": …}` with a
+//! fitting status; internal details are logged, never sent.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latch_shared::{ErrorKind, SessionError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong credentials: send Authorization: Bearer <API key>")]
+    Unauthenticated,
+    #[error("this credential may not call this endpoint")]
+    Forbidden,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Marks a response carrying a session error, whose status the router sets to the configured
+/// session-expired status (see `routes::apply_session_expired_status`).
+#[derive(Clone, Copy)]
+pub struct SessionErrorStatus;
+
+/// Placeholder status for session errors before the router applies the configured one.
+pub const PLACEHOLDER_SESSION_STATUS: u16 = latch_shared::DEFAULT_SESSION_EXPIRED_STATUS;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Session(err) => {
+                let status = err.kind().status(PLACEHOLDER_SESSION_STATUS);
+                let mut response =
+                    (StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED), Json(err))
+                        .into_response();
+                if err.kind() != ErrorKind::GeneralError {
+                    response.extensions_mut().insert(SessionErrorStatus);
+                }
+                return response;
+            }
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::Database(err) => {
+                tracing::error!(error = %err, "database error");
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::GeneralError.as_str())
+            }
+            ApiError::Internal(err) => {
+                tracing::error!(error = %err, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::GeneralError.as_str())
+            }
+        };
+        (status, Json(json!({ "error": code, "message": self.to_string() }))).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,384 @@
+//! Sessions: create, refresh (rotation with a grace window and theft detection), verify, revoke,
+//! and session info. Each operation is at most a couple of single statements, so no row is
+//! ever locked across a network round trip and both Postgres and SQLite serve it unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latch_shared::access::{self, SessionClaims, VerifyError};
+use latch_shared::api::{
+    validate_user_id, CreateSessionRequest, ExpiringToken, IssuedSession, RevokeResponse,
+    SessionTokens, SessionView, VerifyRequest, VerifyResponse,
+};
+use latch_shared::csrf::{anti_csrf_matches, AntiCsrfToken};
+use latch_shared::protocol::CookiePolicy;
+use latch_shared::refresh::{
+    generate_id_refresh_token, RefreshToken, RotationKey, SessionHandle, TokenHash,
+};
+use latch_shared::{SessionError, TheftDetails};
+use rand::rngs::OsRng;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::clock::Clock;
+use crate::db::Pool;
+use crate::error::{ApiError, ApiResult};
+use crate::keys::{KeyManager, KeyRing};
+use crate::metrics::Metrics;
+use crate::revocation::Revocations;
+
+/// Lifetimes and token options.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub refresh_grace: Duration,
+    pub anti_csrf: bool,
+    pub issuer: String,
+    pub audience: String,
+}
+
+pub struct SessionService {
+    pub pool: Pool,
+    pub keys: Arc<KeyManager>,
+    pub rotation: RotationKey,
+    pub clock: Clock,
+    pub settings: SessionSettings,
+    pub cookies: CookiePolicy,
+    pub revocations: Revocations,
+    pub metrics: Metrics,
+}
+
+/// What goes into a freshly issued set of tokens.
+struct Grant<'a> {
+    handle: &'a SessionHandle,
+    user_id: String,
+    jwt_payload: Option<Value>,
+    refresh_token: RefreshToken,
+    anti_csrf: Option<AntiCsrfToken>,
+    id_refresh_token: String,
+    session_expires_at: i64,
+}
+
+fn ms(duration: Duration) -> i64 {
+    duration.as_millis() as i64
+}
+
+fn parse_json(text: Option<String>, what: &str) -> ApiResult<Option<Value>> {
+    text.map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored {what} is not JSON: {err}")))
+}
+
+/// Handles come from URLs; refuse anything that is not one before touching the database.
+pub fn parse_handle(text: &str) -> ApiResult<SessionHandle> {
+    SessionHandle::parse(text)
+        .ok_or_else(|| ApiError::BadRequest(format!("{text:?} is not a session handle")))
+}
+
+impl SessionService {
+    fn issue(&self, ring: &KeyRing, grant: Grant<'_>) -> ApiResult<IssuedSession> {
+        let claims = SessionClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: grant.user_id.clone(),
+            sid: grant.handle.to_string(),
+            csrf: grant.anti_csrf.as_ref().map(|token| token.as_str().to_owned()),
+            pld: grant.jwt_payload.clone(),
+        };
+        let lifetime = chrono::Duration::from_std(self.settings.access_token_lifetime)
+            .expect("lifetimes are validated to fit");
+        let access = access::sign(&ring.signing, claims, self.clock.now(), lifetime)
+            .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let tokens = SessionTokens {
+            access_token: ExpiringToken {
+                value: access.value,
+                expires_at: access.expires_at.timestamp_millis(),
+            },
+            refresh_token: ExpiringToken {
+                value: grant.refresh_token.expose(),
+                expires_at: grant.session_expires_at,
+            },
+            id_refresh_token: ExpiringToken {
+                value: grant.id_refresh_token,
+                expires_at: grant.session_expires_at,
+            },
+            anti_csrf_token: grant.anti_csrf.map(AntiCsrfToken::into_string),
+        };
+        Ok(IssuedSession {
+            session: SessionView {
+                handle: grant.handle.to_string(),
+                user_id: grant.user_id,
+                jwt_payload: grant.jwt_payload,
+            },
+            response_headers: self.cookies.session_headers(&tokens),
+            tokens,
+        })
+    }
+
+    pub async fn create(&self, request: CreateSessionRequest) -> ApiResult<IssuedSession> {
+        validate_user_id(&request.user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let now = self.clock.now_ms();
+        let handle = SessionHandle::generate(&mut OsRng);
+        let refresh_token = RefreshToken::generate(handle.clone(), &mut OsRng);
+        let current_hash = refresh_token.hash().to_hex();
+        let expires_at = now + ms(self.settings.refresh_token_lifetime);
+        let ring = self.keys.ring().await?;
+        // Sign first: a payload too large for a cookie is refused before anything is stored.
+        let issued = self.issue(
+            &ring,
+            Grant {
+                handle: &handle,
+                user_id: request.user_id.clone(),
+                jwt_payload: request.jwt_payload.clone(),
+                refresh_token,
+                anti_csrf: self.settings.anti_csrf.then(|| AntiCsrfToken::generate(&mut OsRng)),
+                id_refresh_token: generate_id_refresh_token(&mut OsRng),
+                session_expires_at: expires_at,
+            },
+        )?;
+        sqlx::query(
+            "INSERT INTO sessions (handle, user_id, current_hash, jwt_payload, session_info, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(handle.as_str())
+        .bind(&request.user_id)
+        .bind(current_hash)
+        .bind(request.jwt_payload.as_ref().map(Value::to_string))
+        .bind(request.session_info.as_ref().map(Value::to_string))
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        self.metrics.sessions_created.inc();
+        Ok(issued)
+    }
+
+    /// Rotates `presented` into its successor. The previous token is accepted again within the
+    /// grace window and yields the *same* successor; any other reuse is theft.
+    pub async fn refresh(&self, presented: &str) -> ApiResult<IssuedSession> {
+        let token = RefreshToken::parse(presented)
+            .map_err(|_| SessionError::unauthorised("refresh token is malformed"))?;
+        let handle = token.handle().clone();
+        let presented_hash = token.hash();
+        let successor = self.rotation.successor(&token);
+        let now = self.clock.now_ms();
+        let extended_expiry = now + ms(self.settings.refresh_token_lifetime);
+
+        // The compare-and-swap: only the current token rotates, exactly once.
+        let rotated = sqlx::query(
+            "UPDATE sessions SET previous_hash = current_hash, current_hash = $1, \
+             rotated_at = $2, expires_at = $3 \
+             WHERE handle = $4 AND current_hash = $5 AND expires_at > $2 \
+             RETURNING user_id, jwt_payload",
+        )
+        .bind(successor.hash().to_hex())
+        .bind(now)
+        .bind(extended_expiry)
+        .bind(handle.as_str())
+        .bind(presented_hash.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+
+        let (user_id, jwt_payload, session_expires_at) = match rotated {
+            Some(row) => {
+                self.metrics.sessions_refreshed.inc();
+                (row.try_get("user_id")?, row.try_get("jwt_payload")?, extended_expiry)
+            }
+            None => self.refresh_without_rotation(&handle, presented_hash, &successor, now).await?,
+        };
+
+        let ring = self.keys.ring().await?;
+        self.issue(
+            &ring,
+            Grant {
+                handle: &handle,
+                user_id,
+                jwt_payload: parse_json(jwt_payload, "JWT payload")?,
+                anti_csrf: self
+                    .settings
+                    .anti_csrf
+                    .then(|| self.rotation.anti_csrf_for_successor(&token)),
+                id_refresh_token: self.rotation.id_refresh_for_successor(&token),
+                refresh_token: successor,
+                session_expires_at,
+            },
+        )
+    }
+
+    /// The presented token is not the current one: a grace-window repeat, or theft.
+    async fn refresh_without_rotation(
+        &self,
+        handle: &SessionHandle,
+        presented: TokenHash,
+        successor: &RefreshToken,
+        now: i64,
+    ) -> ApiResult<(String, Option<String>, i64)> {
+        let row = sqlx::query(
+            "SELECT user_id, current_hash, previous_hash, rotated_at, expires_at, jwt_payload \
+             FROM sessions WHERE handle = $1",
+        )
+        .bind(handle.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| SessionError::unauthorised("session does not exist or was revoked"))?;
+        let user_id: String = row.try_get("user_id")?;
+        let expires_at: i64 = row.try_get("expires_at")?;
+        if expires_at <= now {
+            return Err(SessionError::unauthorised("session has expired").into());
+        }
+        let stored = |column: &str| -> ApiResult<Option<TokenHash>> {
+            let hex: Option<String> = row.try_get(column)?;
+            Ok(hex.as_deref().and_then(TokenHash::from_hex))
+        };
+        let rotated_at: Option<i64> = row.try_get("rotated_at")?;
+        let grace = ms(self.settings.refresh_grace);
+        let within_grace = grace > 0 && rotated_at.is_some_and(|at| now <= at + grace);
+        if within_grace
+            && stored("previous_hash")? == Some(presented)
+            && stored("current_hash")? == Some(successor.hash())
+        {
+            self.metrics.grace_reuses.inc();
+            return Ok((user_id, row.try_get("jwt_payload")?, expires_at));
+        }
+
+        let theft = TheftDetails { user_id, session_handle: handle.to_string() };
+        let revoked = sqlx::query("DELETE FROM sessions WHERE handle = $1")
+            .bind(handle.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        self.metrics.token_thefts.inc();
+        tracing::warn!(
+            user_id = %theft.user_id,
+            session_handle = %theft.session_handle,
+            "refresh token reused outside the grace window: session revoked as stolen"
+        );
+        if revoked > 0 {
+            self.metrics.sessions_revoked.inc();
+            self.revocations.publish(vec![theft.session_handle.clone()]);
+        }
+        self.revocations.report_theft(&theft);
+        Err(SessionError::theft(theft).into())
+    }
+
+    /// The strong check: a valid token whose session still exists.
+    pub async fn verify(&self, request: VerifyRequest) -> ApiResult<VerifyResponse> {
+        let now = self.clock.now();
+        let mut ring = self.keys.ring().await?;
+        let mut verified = ring.verifier.verify(&request.access_token, now);
+        if let Err(VerifyError::UnknownKey { .. }) = verified {
+            // Another instance may have rotated since this one last looked.
+            ring = self.keys.maintain().await?;
+            verified = ring.verifier.verify(&request.access_token, now);
+        }
+        let verified = verified.map_err(SessionError::from)?;
+        if request.enforce_anti_csrf && self.settings.anti_csrf {
+            let expected = verified.claims.csrf.as_deref().unwrap_or_default();
+            if expected.is_empty()
+                || !anti_csrf_matches(expected, request.anti_csrf_token.as_deref())
+            {
+                return Err(SessionError::try_refresh("anti-csrf check failed").into());
+            }
+        }
+        let exists = sqlx::query("SELECT 1 FROM sessions WHERE handle = $1 AND expires_at > $2")
+            .bind(&verified.claims.sid)
+            .bind(now.timestamp_millis())
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(SessionError::unauthorised("session is over or has been revoked").into());
+        }
+        Ok(VerifyResponse {
+            session: SessionView {
+                handle: verified.claims.sid,
+                user_id: verified.claims.sub,
+                jwt_payload: verified.claims.pld,
+            },
+            access_token_expires_at: verified.expires_at.timestamp_millis(),
+        })
+    }
+
+    pub async fn session_info(&self, handle: &SessionHandle) -> ApiResult<Option<Value>> {
+        let row =
+            sqlx::query("SELECT session_info FROM sessions WHERE handle = $1 AND expires_at > $2")
+                .bind(handle.as_str())
+                .bind(self.clock.now_ms())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?;
+        parse_json(row.try_get("session_info")?, "session info")
+    }
+
+    /// Overwrites the session info, as the seed does.
+    pub async fn update_session_info(
+        &self,
+        handle: &SessionHandle,
+        info: Option<Value>,
+    ) -> ApiResult<()> {
+        let updated = sqlx::query(
+            "UPDATE sessions SET session_info = $1 WHERE handle = $2 AND expires_at > $3",
+        )
+        .bind(info.as_ref().map(Value::to_string))
+        .bind(handle.as_str())
+        .bind(self.clock.now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(SessionError::unauthorised("session does not exist anymore").into());
+        }
+        Ok(())
+    }
+
+    pub async fn revoke(&self, handle: &SessionHandle) -> ApiResult<RevokeResponse> {
+        let revoked = sqlx::query("DELETE FROM sessions WHERE handle = $1")
+            .bind(handle.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0;
+        if revoked {
+            self.metrics.sessions_revoked.inc();
+            self.revocations.publish(vec![handle.to_string()]);
+        }
+        Ok(RevokeResponse { revoked, response_headers: self.cookies.clear_headers() })
+    }
+
+    /// Revokes every session of a user in one statement.
+    pub async fn revoke_user(&self, user_id: &str) -> ApiResult<Vec<String>> {
+        validate_user_id(user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let handles: Vec<String> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING handle")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        self.metrics.sessions_revoked.inc_by(handles.len() as u64);
+        self.revocations.publish(handles.clone());
+        Ok(handles)
+    }
+
+    pub async fn user_sessions(&self, user_id: &str) -> ApiResult<Vec<String>> {
+        validate_user_id(user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        Ok(sqlx::query_scalar(
+            "SELECT handle FROM sessions WHERE user_id = $1 AND expires_at > $2 \
+             ORDER BY created_at, handle",
+        )
+        .bind(user_id)
+        .bind(self.clock.now_ms())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes expired sessions; returns how many.
+    pub async fn purge_expired(&self) -> ApiResult<u64> {
+        let purged = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(self.clock.now_ms())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        self.metrics.sessions_purged.inc_by(purged);
+        Ok(purged)
+    }
+}
