@@ -120,7 +120,7 @@ impl SessionService {
         validate_user_id(&request.user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         let now = self.clock.now_ms();
         let handle = SessionHandle::generate(&mut OsRng);
-        let refresh_token = RefreshToken::generate(handle.clone(), &mut OsRng);
+        let refresh_token = self.rotation.first_token(handle.clone(), &mut OsRng);
         let current_hash = refresh_token.hash().to_hex();
         let expires_at = now + ms(self.settings.refresh_token_lifetime);
         let ring = self.keys.ring().await?;
@@ -158,7 +158,9 @@ impl SessionService {
     /// grace window and yields the *same* successor; any other reuse is theft.
     pub async fn refresh(&self, presented: &str) -> ApiResult<IssuedSession> {
         let token = RefreshToken::parse(presented)
-            .map_err(|_| SessionError::unauthorised("refresh token is malformed"))?;
+            .ok()
+            .filter(|token| self.rotation.issued(token))
+            .ok_or_else(|| SessionError::unauthorised("refresh token is invalid"))?;
         let handle = token.handle().clone();
         let presented_hash = token.hash();
         let successor = self.rotation.successor(&token);

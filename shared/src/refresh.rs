@@ -1,10 +1,14 @@
 //! Session handles and refresh tokens.
 //!
 //! A refresh token is `<session handle>.<secret>`: the handle binds it to its session (and lets
-//! the origin find the row without a scan); the secret is 256 random bits. Only
-//! [`TokenHash`]es of refresh tokens are ever stored.
+//! the origin find the row without a scan); the secret is 128 unpredictable bits followed by a
+//! 128-bit tag, an HMAC over handle and bits under the origin's [`RotationKey`]. The tag lets the
+//! origin tell a token it issued from a forgery before looking at the database, so a made-up
+//! token for a known handle is refused as invalid rather than taken for a stolen one (which
+//! would let anyone log a user out). Only [`TokenHash`]es of refresh tokens are ever stored.
 //!
-//! Rotation is deterministic: the token that follows `t` is `HMAC(rotation key, t)`. The origin
+//! Rotation is deterministic: the token that follows `t` is derived from `HMAC(rotation key, t)`.
+//! The origin
 //! therefore never stores a token, yet can hand the *same* successor to every request that
 //! presents `t` within the grace window — parallel tabs and retried requests all converge on one
 //! lineage. Without the rotation key nobody can compute a successor, so a stolen old token is
@@ -19,7 +23,9 @@ use subtle::ConstantTimeEq;
 use crate::csrf::AntiCsrfToken;
 
 const HANDLE_BYTES: usize = 16;
-const SECRET_BYTES: usize = 32;
+const RANDOM_BYTES: usize = 16;
+const TAG_BYTES: usize = 16;
+const SECRET_BYTES: usize = RANDOM_BYTES + TAG_BYTES;
 /// Length of the base64url text of a session handle.
 pub const HANDLE_LEN: usize = 22;
 const SECRET_LEN: usize = 43;
@@ -73,13 +79,6 @@ pub struct RefreshToken {
 pub struct MalformedRefreshToken;
 
 impl RefreshToken {
-    /// The first refresh token of a new session.
-    pub fn generate<R: RngCore + CryptoRng>(handle: SessionHandle, rng: &mut R) -> Self {
-        let mut secret = [0u8; SECRET_BYTES];
-        rng.fill_bytes(&mut secret);
-        RefreshToken { handle, secret }
-    }
-
     pub fn parse(text: &str) -> Result<Self, MalformedRefreshToken> {
         if text.len() != REFRESH_TOKEN_LEN {
             return Err(MalformedRefreshToken);
@@ -158,19 +157,53 @@ impl RotationKey {
         RotationKey(key)
     }
 
-    fn derive(&self, label: &[u8], token: &RefreshToken) -> [u8; 32] {
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(label);
-        mac.update(token.expose().as_bytes());
+        for part in parts {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
+    }
+
+    fn derive(&self, label: &[u8], token: &RefreshToken) -> [u8; 32] {
+        self.mac(label, &[token.expose().as_bytes()])
+    }
+
+    fn tag(&self, handle: &SessionHandle, random: &[u8]) -> [u8; 32] {
+        self.mac(b"latch/refresh-tag/v1\0", &[handle.as_str().as_bytes(), b".", random])
+    }
+
+    fn seal(&self, handle: SessionHandle, random: &[u8]) -> RefreshToken {
+        let mut secret = [0u8; SECRET_BYTES];
+        secret[..RANDOM_BYTES].copy_from_slice(&random[..RANDOM_BYTES]);
+        secret[RANDOM_BYTES..]
+            .copy_from_slice(&self.tag(&handle, &random[..RANDOM_BYTES])[..TAG_BYTES]);
+        RefreshToken { handle, secret }
+    }
+
+    /// The first refresh token of a new session.
+    pub fn first_token<R: RngCore + CryptoRng>(
+        &self,
+        handle: SessionHandle,
+        rng: &mut R,
+    ) -> RefreshToken {
+        let mut random = [0u8; RANDOM_BYTES];
+        rng.fill_bytes(&mut random);
+        self.seal(handle, &random)
+    }
+
+    /// Whether this key issued `token` (constant time). A token that fails is a forgery or
+    /// belongs to another deployment: never evidence of theft.
+    pub fn issued(&self, token: &RefreshToken) -> bool {
+        let (random, tag) = token.secret.split_at(RANDOM_BYTES);
+        self.tag(&token.handle, random)[..TAG_BYTES].ct_eq(tag).into()
     }
 
     /// The token that replaces `token` when it is used to refresh.
     pub fn successor(&self, token: &RefreshToken) -> RefreshToken {
-        RefreshToken {
-            handle: token.handle.clone(),
-            secret: self.derive(b"latch/refresh/v1\0", token),
-        }
+        let random = self.derive(b"latch/refresh/v1\0", token);
+        self.seal(token.handle.clone(), &random)
     }
 
     /// The anti-CSRF token issued with `token`'s successor: equal for every parallel refresh, so
@@ -211,7 +244,24 @@ mod tests {
 
     fn token() -> RefreshToken {
         let mut rng = rng();
-        RefreshToken::generate(SessionHandle::generate(&mut rng), &mut rng)
+        RotationKey::new([1; 32]).first_token(SessionHandle::generate(&mut rng), &mut rng)
+    }
+
+    #[test]
+    fn only_tokens_this_key_issued_are_authentic() {
+        let key = RotationKey::new([1; 32]);
+        let first = token();
+        assert!(key.issued(&first));
+        assert!(key.issued(&key.successor(&first)));
+        assert!(!RotationKey::new([2; 32]).issued(&first));
+        let text = first.expose();
+        let (handle, secret) = text.split_once('.').unwrap();
+        let forged = RefreshToken::parse(&format!("{handle}.{}", "A".repeat(43))).unwrap();
+        assert!(!key.issued(&forged));
+        // Moving a genuine secret to another session's handle breaks the tag.
+        let other = SessionHandle::generate(&mut StdRng::seed_from_u64(9));
+        let moved = RefreshToken::parse(&format!("{other}.{secret}")).unwrap();
+        assert!(!key.issued(&moved));
     }
 
     #[test]

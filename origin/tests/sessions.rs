@@ -1,0 +1,389 @@
+//! The session lifecycle, refresh rotation and theft detection, on SQLite and on Postgres.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::json;
+
+on_both_stores!(
+    create_verify_info_revoke,
+    refresh_rotates_and_extends_the_session,
+    previous_token_within_grace_converges_on_one_lineage,
+    theft_s1_r1_s2_r1_revokes_the_session,
+    old_token_after_grace_is_theft,
+    token_two_generations_old_within_grace_is_theft,
+    zero_grace_disables_reuse,
+    fifty_parallel_refreshes_share_one_lineage,
+    expired_access_and_refresh_tokens,
+    purge_removes_only_expired_sessions,
+    revoke_all_sessions_of_a_user,
+    anti_csrf_is_enforced_on_request,
+    anti_csrf_can_be_disabled,
+    two_instances_agree_on_keys_and_lineage,
+    key_rotation_publishes_before_signing_and_retires_after_expiry,
+    malformed_refresh_tokens_are_unauthorised_not_theft,
+);
+
+async fn create_verify_info_revoke(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("alice").await;
+    assert_eq!(issued["session"]["user_id"], "alice");
+    assert_eq!(issued["session"]["jwt_payload"], json!({"role": "reader"}));
+    let cookies: Vec<_> = issued["response_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"] == "set-cookie")
+        .map(|h| h["value"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 3);
+    assert!(cookies[0].starts_with(&format!("sAccessToken={}", access_token(&issued))));
+
+    let verified = origin.verify(&access_token(&issued)).await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.body);
+    assert_eq!(verified.body["session"]["handle"], handle(&issued));
+    assert_eq!(verified.body["session"]["jwt_payload"], json!({"role": "reader"}));
+
+    let info_path = format!("/v1/sessions/{}/info", handle(&issued));
+    let info = origin.api(Method::GET, &info_path, None).await;
+    assert_eq!(info.body, json!({"session_info": {"n": 1}}));
+    for value in [json!(2), json!(null), json!([1, "two"]), json!({"joke": "Knock, knock"})] {
+        let put = origin.api(Method::PUT, &info_path, Some(json!({"session_info": value}))).await;
+        assert_eq!(put.status, StatusCode::OK);
+        let info = origin.api(Method::GET, &info_path, None).await;
+        assert_eq!(info.body["session_info"], value, "update overwrites");
+    }
+
+    let revoked =
+        origin.api(Method::DELETE, &format!("/v1/sessions/{}", handle(&issued)), None).await;
+    assert_eq!(revoked.body["revoked"], true);
+    assert_eq!(revoked.body["response_headers"].as_array().unwrap().len(), 5);
+    let again =
+        origin.api(Method::DELETE, &format!("/v1/sessions/{}", handle(&issued)), None).await;
+    assert_eq!(again.body["revoked"], false, "revoking twice reports nothing revoked");
+
+    let verified = origin.verify(&access_token(&issued)).await;
+    assert_eq!(verified.status.as_u16(), 440);
+    assert_eq!(verified.error(), "UNAUTHORISED");
+    assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "UNAUTHORISED");
+    assert_eq!(origin.api(Method::GET, &info_path, None).await.error(), "UNAUTHORISED");
+    let put = origin.api(Method::PUT, &info_path, Some(json!({"session_info": 1}))).await;
+    assert_eq!(put.error(), "UNAUTHORISED");
+}
+
+async fn refresh_rotates_and_extends_the_session(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("bob").await;
+    origin.advance(Duration::from_secs(3000));
+    let refreshed = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    let r = &refreshed.body;
+    for token in ["access_token", "refresh_token", "id_refresh_token"] {
+        assert_ne!(
+            r["tokens"][token]["value"], issued["tokens"][token]["value"],
+            "{token} rotates"
+        );
+    }
+    assert_ne!(r["tokens"]["anti_csrf_token"], issued["tokens"]["anti_csrf_token"]);
+    assert_eq!(r["session"]["handle"], issued["session"]["handle"]);
+    assert_eq!(r["session"]["jwt_payload"], json!({"role": "reader"}), "payload comes from the DB");
+    assert!(
+        r["tokens"]["refresh_token"]["expires_at"].as_i64().unwrap()
+            > issued["tokens"]["refresh_token"]["expires_at"].as_i64().unwrap(),
+        "refresh extends the session"
+    );
+    // The old access token stays valid until it expires; the new one works too.
+    assert_eq!(origin.verify(&access_token(&issued)).await.status, StatusCode::OK);
+    assert_eq!(origin.verify(&access_token(r)).await.status, StatusCode::OK);
+    // A chain of refreshes keeps working.
+    origin.advance(Duration::from_secs(60));
+    let next = origin.refresh(&refresh_token(r)).await;
+    assert_eq!(next.status, StatusCode::OK, "{:?}", next.body);
+    assert_eq!(metric(&origin, "latch_sessions_refreshed_total"), 2.0);
+}
+
+async fn previous_token_within_grace_converges_on_one_lineage(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("carol").await;
+    let first = origin.refresh(&refresh_token(&issued)).await;
+    origin.advance(Duration::from_secs(20));
+    let repeat = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(repeat.status, StatusCode::OK, "{:?}", repeat.body);
+    // Same successor, same anti-CSRF token: whichever response a browser keeps, it is consistent.
+    assert_eq!(refresh_token(&repeat.body), refresh_token(&first.body));
+    assert_eq!(repeat.body["tokens"]["anti_csrf_token"], first.body["tokens"]["anti_csrf_token"]);
+    assert_eq!(metric(&origin, "latch_refresh_grace_reuses_total"), 1.0);
+    let onward = origin.refresh(&refresh_token(&repeat.body)).await;
+    assert_eq!(onward.status, StatusCode::OK, "the shared successor keeps working");
+    assert_eq!(metric(&origin, "latch_token_thefts_total"), 0.0);
+}
+
+async fn theft_s1_r1_s2_r1_revokes_the_session(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("dave").await;
+    let r1 = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(origin.verify(&access_token(&r1.body)).await.status, StatusCode::OK);
+    origin.advance(Duration::from_secs(31));
+    let replay = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(replay.status.as_u16(), 440);
+    assert_eq!(replay.error(), "TOKEN_THEFT_DETECTED");
+    assert_eq!(replay.body["theft"]["user_id"], "dave");
+    assert_eq!(replay.body["theft"]["session_handle"], handle(&issued));
+    // The session is gone for the thief and the victim alike.
+    assert_eq!(origin.refresh(&refresh_token(&r1.body)).await.error(), "UNAUTHORISED");
+    assert_eq!(origin.verify(&access_token(&r1.body)).await.error(), "UNAUTHORISED");
+    assert_eq!(metric(&origin, "latch_token_thefts_total"), 1.0);
+}
+
+async fn old_token_after_grace_is_theft(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("erin").await;
+    origin.refresh(&refresh_token(&issued)).await;
+    origin.advance(Duration::from_secs(30) + Duration::from_millis(1));
+    assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
+}
+
+async fn token_two_generations_old_within_grace_is_theft(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("frank").await;
+    let r1 = origin.refresh(&refresh_token(&issued)).await;
+    origin.refresh(&refresh_token(&r1.body)).await;
+    origin.advance(Duration::from_secs(1));
+    assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
+}
+
+async fn zero_grace_disables_reuse(store: Store) {
+    let origin = Origin::start_with(&store, |c| c.refresh_grace = Duration::ZERO).await;
+    let issued = origin.create("gina").await;
+    assert_eq!(origin.refresh(&refresh_token(&issued)).await.status, StatusCode::OK);
+    assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
+}
+
+async fn fifty_parallel_refreshes_share_one_lineage(store: Store) {
+    let origin = std::sync::Arc::new(Origin::start(&store).await);
+    let issued = origin.create("hank").await;
+    let token = refresh_token(&issued);
+    let replies = futures::future::join_all((0..50).map(|_| {
+        let origin = origin.clone();
+        let token = token.clone();
+        tokio::spawn(async move { origin.refresh(&token).await })
+    }))
+    .await;
+    let mut successors = HashSet::new();
+    for reply in replies {
+        let reply = reply.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        successors.insert(refresh_token(&reply.body));
+    }
+    assert_eq!(successors.len(), 1, "every response carries the same successor");
+    assert_eq!(metric(&origin, "latch_token_thefts_total"), 0.0);
+    assert_eq!(metric(&origin, "latch_sessions_refreshed_total"), 1.0);
+    assert_eq!(metric(&origin, "latch_refresh_grace_reuses_total"), 49.0);
+    let successor = successors.into_iter().next().unwrap();
+    assert_eq!(origin.refresh(&successor).await.status, StatusCode::OK);
+}
+
+async fn expired_access_and_refresh_tokens(store: Store) {
+    let origin = Origin::start_with(&store, |c| {
+        c.access_token_lifetime = Duration::from_secs(60);
+        c.refresh_token_lifetime = Duration::from_secs(600);
+    })
+    .await;
+    let issued = origin.create("ivy").await;
+    origin.advance(Duration::from_secs(66));
+    let expired = origin.verify(&access_token(&issued)).await;
+    assert_eq!(expired.error(), "TRY_REFRESH_TOKEN");
+    assert_eq!(expired.status.as_u16(), 440);
+    let refreshed = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    // Refreshing moved the session's end to 600 s from now; past it, the session is over.
+    origin.advance(Duration::from_secs(599));
+    let alive = origin.refresh(&refresh_token(&refreshed.body)).await;
+    assert_eq!(alive.status, StatusCode::OK, "{:?}", alive.body);
+    origin.advance(Duration::from_secs(601));
+    assert_eq!(origin.refresh(&refresh_token(&alive.body)).await.error(), "UNAUTHORISED");
+    let info =
+        origin.api(Method::GET, &format!("/v1/sessions/{}/info", handle(&issued)), None).await;
+    assert_eq!(info.error(), "UNAUTHORISED", "expired sessions have no info");
+}
+
+async fn purge_removes_only_expired_sessions(store: Store) {
+    let origin =
+        Origin::start_with(&store, |c| c.refresh_token_lifetime = Duration::from_secs(3601)).await;
+    for user in ["j1", "j2", "j3"] {
+        origin.create(user).await;
+    }
+    origin.advance(Duration::from_secs(3602));
+    let survivor = origin.create("j4").await;
+    assert_eq!(origin.state.sessions.purge_expired().await.unwrap(), 3);
+    assert_eq!(origin.verify(&access_token(&survivor)).await.status, StatusCode::OK);
+    assert_eq!(origin.state.sessions.purge_expired().await.unwrap(), 0);
+}
+
+async fn revoke_all_sessions_of_a_user(store: Store) {
+    let origin = Origin::start(&store).await;
+    let mut handles = Vec::new();
+    let mut issued_all = Vec::new();
+    for _ in 0..3 {
+        let issued = origin.create("kim").await;
+        handles.push(handle(&issued));
+        issued_all.push(issued);
+    }
+    let other = origin.create("kim2").await;
+    let listed = origin.api(Method::GET, "/v1/users/kim/sessions", None).await;
+    let mut listed: Vec<String> = serde_json::from_value(listed.body["handles"].clone()).unwrap();
+    listed.sort();
+    handles.sort();
+    assert_eq!(listed, handles);
+    let revoked = origin.api(Method::DELETE, "/v1/users/kim/sessions", None).await;
+    assert_eq!(revoked.body["handles"].as_array().unwrap().len(), 3);
+    for issued in &issued_all {
+        assert_eq!(origin.verify(&access_token(issued)).await.error(), "UNAUTHORISED");
+    }
+    assert_eq!(origin.verify(&access_token(&other)).await.status, StatusCode::OK);
+    let listed = origin.api(Method::GET, "/v1/users/kim/sessions", None).await;
+    assert_eq!(listed.body["handles"], json!([]));
+}
+
+async fn anti_csrf_is_enforced_on_request(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("lee").await;
+    let csrf = issued["tokens"]["anti_csrf_token"].as_str().unwrap().to_owned();
+    let verify = |header: Option<&str>| {
+        let body = json!({
+            "access_token": access_token(&issued),
+            "anti_csrf_token": header,
+            "enforce_anti_csrf": true,
+        });
+        let origin = &origin;
+        async move { origin.api(Method::POST, "/v1/sessions/verify", Some(body)).await }
+    };
+    assert_eq!(verify(Some(&csrf)).await.status, StatusCode::OK);
+    assert_eq!(verify(None).await.error(), "TRY_REFRESH_TOKEN");
+    assert_eq!(verify(Some("wrong")).await.error(), "TRY_REFRESH_TOKEN");
+    // Without enforcement the header is not needed.
+    assert_eq!(origin.verify(&access_token(&issued)).await.status, StatusCode::OK);
+}
+
+async fn anti_csrf_can_be_disabled(store: Store) {
+    let origin = Origin::start_with(&store, |c| c.anti_csrf = false).await;
+    let issued = origin.create("max").await;
+    assert_eq!(issued["tokens"]["anti_csrf_token"], json!(null));
+    assert!(issued["response_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["name"] != "anti-csrf"));
+    let body = json!({"access_token": access_token(&issued), "enforce_anti_csrf": true});
+    assert_eq!(
+        origin.api(Method::POST, "/v1/sessions/verify", Some(body)).await.status,
+        StatusCode::OK
+    );
+    let refreshed = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(refreshed.body["tokens"]["anti_csrf_token"], json!(null));
+}
+
+async fn two_instances_agree_on_keys_and_lineage(store: Store) {
+    let clock = latch_origin::clock::Clock::manual(chrono::Utc::now());
+    let (a, b) = tokio::join!(
+        Origin::start_at(&store, clock.clone(), |_| {}),
+        Origin::start_at(&store, clock.clone(), |_| {}),
+    );
+    let jwks_a = a.call(Method::GET, "/.well-known/jwks.json", None, None).await.body;
+    let jwks_b = b.call(Method::GET, "/.well-known/jwks.json", None, None).await.body;
+    assert_eq!(jwks_a, jwks_b, "both instances publish the same keys");
+    assert_eq!(jwks_a["keys"].as_array().unwrap().len(), 2, "current and next key");
+
+    let issued = a.create("nia").await;
+    assert_eq!(b.verify(&access_token(&issued)).await.status, StatusCode::OK);
+    let token = refresh_token(&issued);
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let replies = futures::future::join_all((0..20).map(|i| {
+        let origin = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let token = token.clone();
+        tokio::spawn(async move { origin.refresh(&token).await })
+    }))
+    .await;
+    let successors: HashSet<_> = replies
+        .into_iter()
+        .map(|reply| {
+            let reply = reply.unwrap();
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            refresh_token(&reply.body)
+        })
+        .collect();
+    assert_eq!(successors.len(), 1, "instances converge on one lineage");
+}
+
+async fn key_rotation_publishes_before_signing_and_retires_after_expiry(store: Store) {
+    let origin = Origin::start_with(&store, |c| {
+        c.key_rotation = Duration::from_secs(3600);
+        c.jwks_cache = Duration::from_secs(300);
+        c.access_token_lifetime = Duration::from_secs(600);
+    })
+    .await;
+    let kid_of = |token: &str| {
+        use base64::Engine;
+        let header = token.split('.').next().unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let published = published_kids(&origin).await;
+    assert_eq!(published.len(), 2, "the next key is published from the start");
+    let next_kid = published[1].clone();
+
+    // Five minutes before the rotation the first key still signs.
+    origin.advance(Duration::from_secs(3300));
+    let first = origin.create("oli").await;
+    assert_eq!(kid_of(&access_token(&first)), published[0]);
+
+    // At the hour the pre-published key signs, and tokens of the old key still verify.
+    origin.advance(Duration::from_secs(300));
+    let second = origin.create("oli").await;
+    assert_eq!(kid_of(&access_token(&second)), next_kid);
+    assert_eq!(origin.verify(&access_token(&first)).await.status, StatusCode::OK);
+    let published = published_kids(&origin).await;
+    assert_eq!(published.len(), 3, "old, current and next: {published:?}");
+
+    // Once every token of the old key has expired, the old key leaves the JWKS.
+    origin.advance(Duration::from_secs(600 + 6));
+    let published = published_kids(&origin).await;
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert!(published.contains(&next_kid));
+    assert!(!published.contains(&kid_of(&access_token(&first))));
+}
+
+async fn malformed_refresh_tokens_are_unauthorised_not_theft(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("pat").await;
+    let token = refresh_token(&issued);
+    let (handle_part, _) = token.split_once('.').unwrap();
+    let forged = format!("{handle_part}.{}", "A".repeat(43));
+    for bad in ["", "garbage", &token[..token.len() - 1], &format!("{token}x")] {
+        let reply = origin.refresh(bad).await;
+        assert_eq!(reply.error(), "UNAUTHORISED", "{bad:?}: {:?}", reply.body);
+    }
+    // A well-formed forgery for a real session's handle is invalid, not theft: knowing a
+    // handle must not let anyone end someone else's session.
+    assert_eq!(origin.refresh(&forged).await.error(), "UNAUTHORISED");
+    assert_eq!(origin.refresh(&token).await.status, StatusCode::OK, "the session lives on");
+    assert_eq!(metric(&origin, "latch_token_thefts_total"), 0.0);
+}
+
+async fn published_kids(origin: &Origin) -> Vec<String> {
+    let reply = origin.call(Method::GET, "/.well-known/jwks.json", None, None).await;
+    assert_eq!(reply.headers["cache-control"], "public, max-age=300");
+    reply.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}

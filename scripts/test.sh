@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of Latch: the README's test command.
+#   - installs what is missing (scripts/bootstrap.sh)
+#   - builds the shared protocol crate for wasm32-unknown-unknown (what the edge runs)
+#   - runs the Rust test suites against embedded SQLite and a real Postgres: $DATABASE_URL if
+#     set, otherwise a throwaway cluster started here and removed afterwards
+#   - builds the fuzz targets
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "bootstrap"
+scripts/bootstrap.sh --for test
+
+step "shared builds for wasm32-unknown-unknown"
+cargo build --quiet -p latch-shared --target wasm32-unknown-unknown
+
+PG_DIR=""
+cleanup() { [ -n "$PG_DIR" ] && scripts/postgres.sh stop "$PG_DIR"; }
+trap cleanup EXIT
+if [ -z "${DATABASE_URL:-}" ]; then
+  step "throwaway Postgres"
+  PG_DIR="$(mktemp -d /tmp/latch-pg.XXXXXX)"
+  DATABASE_URL="$(scripts/postgres.sh start "$PG_DIR")"
+  export LATCH_TEST_PG_DIR="$PG_DIR"
+  echo "started $DATABASE_URL"
+fi
+# The origin's tests create one database per test from this admin URL.
+export LATCH_TEST_POSTGRES_URL="$DATABASE_URL"
+export LATCH_REQUIRE_POSTGRES=1
+unset DATABASE_URL
+
+step "Rust tests (shared, origin on SQLite and Postgres)"
+cargo test --workspace
+
+step "fuzz targets build"
+cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
+
+echo
+echo "all tests passed"
