@@ -147,6 +147,37 @@ impl KeyManager {
         Ok(ring)
     }
 
+    /// Starts the next key's signing as soon as the publish lead allows, e.g. after a suspected
+    /// key compromise: the pending key is brought forward (or a new one created), and the old
+    /// key stays published until its tokens expire. Returns the new signing key's kid and when
+    /// it starts signing (ms since the epoch).
+    pub async fn rotate_now(&self) -> anyhow::Result<(String, i64)> {
+        let now = self.clock.now_ms();
+        let signs_from = now + ms(self.schedule.publish_lead);
+        let pending = load(&self.pool).await?.into_iter().rfind(|key| key.signs_from > now);
+        match &pending {
+            Some(key) => {
+                sqlx::query("UPDATE signing_keys SET signs_from = $1 WHERE generation = $2 AND signs_from > $1")
+                    .bind(signs_from)
+                    .bind(key.generation)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            None => {
+                let last = load(&self.pool).await?.last().map_or(0, |key| key.generation);
+                insert_key(&self.pool, &self.sealer, last + 1, now, signs_from).await?;
+            }
+        }
+        let key = load(&self.pool)
+            .await?
+            .into_iter()
+            .rfind(|key| key.signs_from <= signs_from)
+            .ok_or_else(|| anyhow::anyhow!("no signing key after rotation"))?;
+        tracing::warn!(kid = %key.kid, signs_from = key.signs_from, "signing key rotation requested");
+        self.maintain().await?;
+        Ok((key.kid, key.signs_from))
+    }
+
     /// How often the background task should call [`KeyManager::maintain`].
     pub fn maintenance_interval(&self) -> Duration {
         (self.schedule.rotation / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))

@@ -37,6 +37,7 @@ fn routes(handle: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, "/v1/users/u/sessions".into(), None),
         (Method::DELETE, "/v1/users/u/sessions".into(), None),
         (Method::GET, "/metrics".into(), None),
+        (Method::POST, "/v1/keys/rotate".into(), None),
     ]
 }
 
@@ -50,7 +51,8 @@ async fn every_endpoint_needs_the_right_credential(store: Store) {
             assert_eq!(reply.error(), "UNAUTHENTICATED");
         }
         let as_edge = origin.call(method.clone(), &path, Some(EDGE_SECRET), body.clone()).await;
-        let app_only = path.starts_with("/v1/users") || path == "/metrics";
+        let app_only =
+            path.starts_with("/v1/users") || path == "/metrics" || path == "/v1/keys/rotate";
         if app_only {
             assert_eq!(as_edge.status, StatusCode::FORBIDDEN, "{method} {path} as the edge");
         } else {

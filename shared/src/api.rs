@@ -18,6 +18,8 @@ pub mod paths {
     /// `/v1/users/{user_id}/sessions`: GET lists handles, DELETE revokes all.
     pub const USER_SESSIONS: &str = "/v1/users/{user_id}/sessions";
     pub const JWKS: &str = "/.well-known/jwks.json";
+    /// POST: start signing with a new key as soon as the JWKS publish lead allows.
+    pub const ROTATE_KEYS: &str = "/v1/keys/rotate";
     pub const OPENAPI: &str = "/openapi.json";
     pub const HEALTH: &str = "/healthz";
     pub const READY: &str = "/readyz";

@@ -10,6 +10,8 @@
 //! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x).
 //! - [`error`]: the four session errors and their one JSON body.
 //! - [`api`]: the origin's HTTP API types.
+//! - [`identity`]: the headers the edge adds for the app, with their proof, and the app's
+//!   login and logout instructions.
 //!
 //! Nothing here does I/O or needs an async runtime; randomness and the current time are passed
 //! in, so the crate builds for `wasm32-unknown-unknown` and tests are deterministic.
@@ -18,6 +20,7 @@ pub mod access;
 pub mod api;
 pub mod csrf;
 pub mod error;
+pub mod identity;
 pub mod keys;
 pub mod protocol;
 pub mod refresh;

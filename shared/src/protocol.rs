@@ -5,7 +5,8 @@
 //! exists from the `id-refresh-token` response header (`<value>;<expiry ms>`, or `remove`) and
 //! keeps the `anti-csrf` response header to echo on later requests.
 
-use cookie::{Cookie, Expiration, SameSite};
+pub use cookie::SameSite;
+use cookie::{Cookie, Expiration};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::SESSION, delete(sessions::revoke))
         .route(paths::SESSION_INFO, get(sessions::get_info).put(sessions::update_info))
         .route(paths::USER_SESSIONS, get(users::list).delete(users::revoke_all))
+        .route(paths::ROTATE_KEYS, post(public::rotate_keys))
         .route(paths::JWKS, get(public::jwks))
         .route(paths::OPENAPI, get(public::openapi))
         .route(paths::HEALTH, get(public::health))

@@ -34,3 +34,12 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) 
 pub async fn metrics(_: AppCaller, State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.sessions.metrics.render())
 }
+
+/// Rotates the signing key now (after the JWKS publish lead), for a suspected compromise.
+pub async fn rotate_keys(
+    _: AppCaller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (kid, signs_from) = state.sessions.keys.rotate_now().await?;
+    Ok(Json(serde_json::json!({"kid": kid, "signs_from": signs_from})))
+}
