@@ -4,6 +4,7 @@
 #   - builds the shared protocol crate for wasm32-unknown-unknown (what the edge runs)
 #   - runs the Rust test suites against embedded SQLite and a real Postgres: $DATABASE_URL if
 #     set, otherwise a throwaway cluster started here and removed afterwards
+#   - builds the edge worker offline and runs its end-to-end suite on workerd
 #   - builds the fuzz targets
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,8 +35,13 @@ export LATCH_TEST_POSTGRES_URL="$DATABASE_URL"
 export LATCH_REQUIRE_POSTGRES=1
 unset DATABASE_URL
 
-step "Rust tests (shared, origin on SQLite and Postgres)"
+step "Rust tests (shared, edge units, origin on SQLite and Postgres)"
 cargo test --workspace
+
+step "edge end to end: worker on workerd, origin on SQLite, a stand-in app"
+cargo build --quiet -p latch-origin --bin latch-origin
+scripts/build-edge.sh
+node --test tests/edge/
 
 step "fuzz targets build"
 cargo build --quiet --manifest-path fuzz/Cargo.toml --bins

@@ -1,0 +1,347 @@
+// End to end: the built edge worker on real workerd (Miniflare), the real origin binary on
+// SQLite, and a small upstream app. Run by scripts/test.sh after building both.
+import assert from "node:assert/strict";
+import { createHmac, generateKeyPairSync, sign } from "node:crypto";
+import { after, before, test } from "node:test";
+import {
+  API_KEY, APP_SECRET, Browser, EDGE_SECRET, Origin, freePort, sleep, startEdge, startUpstream,
+} from "../support.mjs";
+
+const ACCESS_LIFETIME_SECS = 10;
+let origin, upstream, edge, edgePort;
+
+function edgeBindings(overrides = {}) {
+  return {
+    ORIGIN_URL: origin.url,
+    UPSTREAM_URL: upstream.url,
+    DEFAULT_ROUTE: "protected",
+    PUBLIC_PATHS: "/public/*, /login, /bad-login",
+    OPTIONAL_PATHS: "/optional/*",
+    COOKIE_SECURE: "false",
+    JWKS_CACHE_SECS: "300",
+    JWKS_REFETCH_COOLDOWN_SECS: "1",
+    BLACKLIST_TTL_SECS: "60",
+    CORS_ALLOWED_ORIGINS: "http://app.test",
+    EDGE_SECRET,
+    APP_SECRET,
+    ...overrides,
+  };
+}
+
+before(async () => {
+  upstream = await startUpstream();
+  edgePort = await freePort();
+  origin = new Origin({
+    LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
+    LATCH_ACCESS_TOKEN_LIFETIME_SECS: String(ACCESS_LIFETIME_SECS),
+    LATCH_REFRESH_GRACE_SECS: "1",
+    LATCH_JWKS_CACHE_SECS: "0",
+    LATCH_COOKIE_SECURE: "false",
+  });
+  await origin.start();
+  edge = await startEdge(edgeBindings(), edgePort);
+});
+
+after(async () => {
+  await edge?.mf.dispose();
+  await origin?.dispose();
+  upstream?.server.close();
+});
+
+async function login(user = "alice") {
+  const browser = new Browser(edge.url);
+  const res = await browser.fetch(`/login?user=${user}`);
+  assert.equal(res.status, 200, res.text);
+  return { browser, res };
+}
+
+function tokenOf(browser) {
+  return browser.cookies.get("sAccessToken")?.value;
+}
+
+function b64url(data) {
+  return Buffer.from(data).toString("base64url");
+}
+
+function assertCleared(res) {
+  const cookies = res.headers.getSetCookie();
+  for (const name of ["sAccessToken", "sRefreshToken", "sIdRefreshToken"]) {
+    assert.ok(cookies.some((c) => c.startsWith(`${name}=;`) && c.includes("1970")), `${name} cleared: ${cookies}`);
+  }
+  assert.equal(res.headers.get("id-refresh-token"), "remove");
+}
+
+test("public routes are forwarded without identity, and spoofed identity headers are stripped", async () => {
+  const res = await fetch(`${edge.url}/public/page?x=1`, {
+    headers: {
+      "X-Latch-User-Id": "admin",
+      "x-latch-session-handle": "forged",
+      "X-LATCH-PROOF": "v1:0:AAAA",
+      "x-latch-login": JSON.stringify({ user_id: "mallory" }),
+    },
+  });
+  assert.equal(res.status, 200);
+  const seen = await res.json();
+  assert.equal(seen.path, "/public/page");
+  assert.equal(seen.query, "?x=1");
+  assert.deepEqual(Object.keys(seen.headers).filter((h) => h.startsWith("x-latch-")), []);
+  assert.equal(res.headers.getSetCookie().length, 0, "a client's login header creates nothing");
+});
+
+test("protected routes without a session answer UNAUTHORISED with the session-expired status", async () => {
+  const res = await fetch(`${edge.url}/private`);
+  assert.equal(res.status, 440);
+  assert.equal((await res.json()).error, "UNAUTHORISED");
+  assertCleared(res);
+});
+
+test("the app's login instruction creates a session; the app sees the identity with a valid proof", async () => {
+  const { browser, res } = await login("alice");
+  assert.equal(res.headers.get("x-latch-login"), null, "the instruction never reaches the browser");
+  assert.equal(res.headers.get("cache-control"), "no-store");
+  const cookies = res.headers.getSetCookie();
+  assert.equal(cookies.length, 3);
+  assert.ok(cookies.every((c) => c.includes("HttpOnly") && c.includes("SameSite=Lax")));
+  assert.match(res.headers.get("id-refresh-token"), /^[A-Za-z0-9_-]+;\d{13}$/);
+  assert.ok(browser.antiCsrf);
+
+  const page = await browser.fetch("/private/profile");
+  assert.equal(page.status, 200, page.text);
+  const h = page.json.headers;
+  assert.equal(h["x-latch-user-id"], "alice");
+  assert.deepEqual(JSON.parse(Buffer.from(h["x-latch-jwt-payload"], "base64url")), { role: "member" });
+  const [version, ts, tag] = h["x-latch-proof"].split(":");
+  assert.equal(version, "v1");
+  const expected = createHmac("sha256", APP_SECRET)
+    .update(`latch-identity/v1\n${ts}\n${h["x-latch-user-id"]}\n${h["x-latch-session-handle"]}\n${h["x-latch-jwt-payload"]}`)
+    .digest("base64url");
+  assert.equal(tag, expected, "the proof is an HMAC the app can check");
+});
+
+test("optional routes attach identity when there is a session and pass without one", async () => {
+  const anonymous = await fetch(`${edge.url}/optional/feed`);
+  assert.equal(anonymous.status, 200);
+  assert.equal((await anonymous.json()).headers["x-latch-user-id"], undefined);
+  const { browser } = await login("olive");
+  const res = await browser.fetch("/optional/feed");
+  assert.equal(res.json.headers["x-latch-user-id"], "olive");
+});
+
+test("state-changing requests need the anti-csrf header; its absence keeps the cookies", async () => {
+  const { browser } = await login("bob");
+  const without = await browser.fetch("/private/post", { method: "POST", body: "x", csrf: false });
+  assert.equal(without.status, 440);
+  assert.equal(without.json.error, "TRY_REFRESH_TOKEN");
+  assert.equal(without.headers.getSetCookie().length, 0, "TRY_REFRESH_TOKEN clears nothing");
+  const wrong = await browser.fetch("/private/post", { method: "POST", headers: { "anti-csrf": "nope" }, csrf: false });
+  assert.equal(wrong.json.error, "TRY_REFRESH_TOKEN");
+  const ok = await browser.fetch("/private/post", { method: "POST", body: "payload" });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.body, "payload", "the body reaches the app");
+});
+
+test("tampered, foreign and relabelled tokens are refused with TRY_REFRESH_TOKEN", async () => {
+  const { browser } = await login("carol");
+  const token = tokenOf(browser);
+  const [header, payload, signature] = token.split(".");
+  const claims = JSON.parse(Buffer.from(payload, "base64url"));
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const forge = (kid) => {
+    const h = b64url(JSON.stringify({ alg: "EdDSA", kid, typ: "JWT" }));
+    const p = b64url(JSON.stringify({ ...claims, sub: "admin" }));
+    return `${h}.${p}.${b64url(sign(null, Buffer.from(`${h}.${p}`), privateKey))}`;
+  };
+  const realKid = JSON.parse(Buffer.from(header, "base64url")).kid;
+  const variants = {
+    tampered: `${header}.${b64url(JSON.stringify({ ...claims, sub: "admin" }))}.${signature}`,
+    foreign: forge("foreign-key"),
+    relabelled: forge(realKid),
+    none: `${b64url(JSON.stringify({ alg: "none", kid: realKid }))}.${payload}.`,
+  };
+  for (const [name, forged] of Object.entries(variants)) {
+    const copy = browser.clone();
+    copy.cookies.set("sAccessToken", { value: forged, path: "/" });
+    const res = await copy.fetch("/private/x");
+    assert.equal(res.status, 440, name);
+    assert.equal(res.json.error, "TRY_REFRESH_TOKEN", name);
+  }
+  const bearer = await fetch(`${edge.url}/private/api`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(bearer.status, 200, "non-browser clients may send the token as a bearer");
+  assert.equal((await bearer.json()).headers["x-latch-user-id"], "carol");
+});
+
+test("malformed cookies and oversized headers get clear errors", async () => {
+  const garbage = await fetch(`${edge.url}/private`, { headers: { cookie: "sAccessToken=%%%; ;;=;sIdRefreshToken" } });
+  assert.equal(garbage.status, 440);
+  const noAccess = await fetch(`${edge.url}/private`, { headers: { cookie: "sIdRefreshToken=x" } });
+  assert.equal((await noAccess.json()).error, "TRY_REFRESH_TOKEN");
+  const big = await fetch(`${edge.url}/private`, { headers: { "x-big": "a".repeat(20000) } });
+  assert.equal(big.status, 431);
+});
+
+test("refresh rotates the cookies; a replayed old refresh token is theft and ends the session", async () => {
+  const { browser } = await login("dave");
+  const stolen = browser.clone();
+  const refreshed = await browser.refresh();
+  assert.equal(refreshed.status, 200, refreshed.text);
+  assert.equal(refreshed.headers.getSetCookie().length, 3);
+  assert.notEqual(tokenOf(browser), tokenOf(stolen));
+  assert.equal((await browser.fetch("/private/after-refresh")).status, 200);
+  await sleep(1200); // past the 1 s grace window
+  const replay = await stolen.refresh();
+  assert.equal(replay.status, 440);
+  assert.equal(replay.json.error, "TOKEN_THEFT_DETECTED");
+  assert.equal(replay.json.theft.user_id, "dave");
+  assertCleared(replay);
+  await sleep(300);
+  const victim = await browser.fetch("/private/after-theft");
+  assert.equal(victim.json?.error, "UNAUTHORISED", "the blacklist refuses the session's access token");
+});
+
+test("parallel refreshes with one token all succeed and agree", async () => {
+  const { browser } = await login("erin");
+  const tabs = Array.from({ length: 8 }, () => browser.clone());
+  const results = await Promise.all(tabs.map((tab) => tab.refresh()));
+  assert.ok(results.every((r) => r.status === 200), results.map((r) => r.status).join());
+  const tokens = new Set(tabs.map((tab) => tab.cookies.get("sRefreshToken").value));
+  assert.equal(tokens.size, 1);
+  assert.equal(new Set(tabs.map((t) => t.antiCsrf)).size, 1);
+  assert.equal((await tabs[3].fetch("/private/x", { method: "POST" })).status, 200);
+});
+
+test("signout revokes, blacklists and clears; the old access token is refused", async () => {
+  const { browser } = await login("frank");
+  const before = browser.clone();
+  const out = await browser.fetch("/session/signout", { method: "POST" });
+  assert.equal(out.status, 200, out.text);
+  assertCleared(out);
+  const old = await before.fetch("/private/x");
+  assert.equal(old.json.error, "UNAUTHORISED");
+  assert.equal((await before.refresh()).json.error, "UNAUTHORISED");
+});
+
+test("the app's logout instruction revokes the session", async () => {
+  const { browser } = await login("gina");
+  const before = browser.clone();
+  const out = await browser.fetch("/logout", { method: "POST" });
+  assert.equal(out.status, 200);
+  assert.equal(out.headers.get("x-latch-logout"), null);
+  assertCleared(out);
+  assert.equal((await before.fetch("/private/x")).json.error, "UNAUTHORISED");
+});
+
+test("session info is read and overwritten for the verified session only", async () => {
+  const { browser } = await login("hank");
+  const read = await browser.fetch("/session/info");
+  assert.deepEqual(read.json, { session_info: { theme: "dark" } });
+  const put = await browser.fetch("/session/info", {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ session_info: { theme: "light", cart: [1] } }),
+  });
+  assert.equal(put.status, 200, put.text);
+  assert.deepEqual((await browser.fetch("/session/info")).json, { session_info: { theme: "light", cart: [1] } });
+  const bad = await browser.fetch("/session/info", { method: "PUT", body: "{" });
+  assert.equal(bad.status, 400);
+  const anonymous = await fetch(`${edge.url}/session/info`);
+  assert.equal(anonymous.status, 440);
+});
+
+test("revocation by the origin's API reaches the edge's blacklist", async () => {
+  const { browser } = await login("ivy");
+  const handle = JSON.parse(Buffer.from(tokenOf(browser).split(".")[1], "base64url")).sid;
+  const revoked = await origin.api("DELETE", `/v1/sessions/${handle}`);
+  assert.equal(revoked.body.revoked, true);
+  let status;
+  for (let i = 0; i < 50 && status !== 440; i++) {
+    await sleep(100);
+    status = (await browser.fetch("/private/x")).status;
+  }
+  assert.equal(status, 440, "blacklisted within seconds");
+  const forged = await fetch(`${edge.url}/__latch/blacklist`, {
+    method: "POST",
+    headers: { authorization: "Bearer wrong", "content-type": "application/json" },
+    body: JSON.stringify({ entries: [{ session_handle: "x", ttl_seconds: 60 }] }),
+  });
+  assert.equal(forged.status, 404, "the internal endpoint hides behind the edge secret");
+});
+
+test("CORS follows the allow-list, with credentials and the SDK's headers", async () => {
+  const pre = await fetch(`${edge.url}/private/api`, {
+    method: "OPTIONS",
+    headers: { origin: "http://app.test", "access-control-request-method": "POST", "access-control-request-headers": "content-type, anti-csrf" },
+  });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "http://app.test");
+  assert.equal(pre.headers.get("access-control-allow-credentials"), "true");
+  assert.match(pre.headers.get("access-control-allow-headers"), /anti-csrf/);
+  assert.match(pre.headers.get("access-control-allow-headers"), /content-type/);
+  const denied = await fetch(`${edge.url}/private/api`, {
+    method: "OPTIONS",
+    headers: { origin: "http://evil.test", "access-control-request-method": "POST" },
+  });
+  assert.equal(denied.status, 403);
+  assert.equal(denied.headers.get("access-control-allow-origin"), null);
+  const { browser } = await login("jack");
+  const res = await browser.fetch("/private/api", { headers: { origin: "http://app.test" } });
+  assert.equal(res.headers.get("access-control-allow-origin"), "http://app.test");
+  assert.match(res.headers.get("access-control-expose-headers"), /id-refresh-token/);
+});
+
+test("a new signing key is picked up, and tokens of the old key keep working", async () => {
+  const { browser: old } = await login("kim");
+  const kidOf = (b) => JSON.parse(Buffer.from(tokenOf(b).split(".")[0], "base64url")).kid;
+  const rotated = await origin.api("POST", "/v1/keys/rotate");
+  assert.equal(rotated.status, 200);
+  const { browser: fresh } = await login("kim");
+  assert.equal(kidOf(fresh), rotated.body.kid);
+  assert.notEqual(kidOf(fresh), kidOf(old));
+  assert.equal((await fresh.fetch("/private/new-key")).status, 200, "unknown kid triggers a JWKS refetch");
+  assert.equal((await old.fetch("/private/old-key")).status, 200);
+});
+
+test("with the origin down, verified requests still reach the app and nobody is logged out", async () => {
+  const { browser } = await login("lee");
+  await origin.stop();
+  try {
+    assert.equal((await browser.fetch("/private/during-outage")).status, 200);
+    const refresh = await browser.refresh();
+    assert.equal(refresh.status, 503);
+    assert.equal(refresh.headers.getSetCookie().length, 0, "an outage clears nothing");
+    const out = await browser.fetch("/session/signout", { method: "POST" });
+    assert.equal(out.status, 503);
+    assert.equal(out.headers.getSetCookie().length, 0);
+  } finally {
+    await origin.start();
+  }
+  assert.equal((await browser.refresh()).status, 200, "the session survived the outage");
+});
+
+test("an expired access token asks for a refresh, which recovers the session", async () => {
+  const { browser } = await login("max");
+  await sleep((ACCESS_LIFETIME_SECS + 6) * 1000);
+  const expired = await browser.fetch("/private/x");
+  assert.equal(expired.json.error, "TRY_REFRESH_TOKEN");
+  assert.equal((await browser.refresh()).status, 200);
+  assert.equal((await browser.fetch("/private/x")).status, 200);
+});
+
+test("a bad configuration answers every request with a 500 naming the value", async () => {
+  const bad = await startEdge(edgeBindings({ ANTI_CSRF: "sometimes", UPSTREAM_URL: "ftp://nope" }));
+  try {
+    const res = await fetch(`${bad.url}/public/x`);
+    assert.equal(res.status, 500);
+    const body = await res.json();
+    assert.equal(body.error, "GENERAL_ERROR");
+    assert.match(body.message, /ANTI_CSRF/);
+    assert.match(body.message, /UPSTREAM_URL/);
+  } finally {
+    await bad.mf.dispose();
+  }
+});
+
+test("a bad login instruction from the app is an error, not a session", async () => {
+  const res = await fetch(`${edge.url}/bad-login`);
+  assert.equal(res.status, 500);
+  assert.equal(res.headers.getSetCookie().length, 0);
+});

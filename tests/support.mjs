@@ -1,0 +1,179 @@
+// Test support shared by the end-to-end suites: free ports, the origin process, a small
+// upstream app, the edge on workerd (Miniflare), and a cookie-keeping client.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const API_KEY = "e2e-api-key-0123456789";
+export const EDGE_SECRET = "e2e-edge-secret-0123456789";
+export const APP_SECRET = "e2e-app-secret-0123456789";
+const MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(url, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {}
+    await sleep(50);
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+/** The origin binary on its own SQLite file; `restart()` keeps the database and keys. */
+export class Origin {
+  constructor(env) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), "latch-e2e-"));
+    this.env = env;
+  }
+  async start() {
+    this.port ??= await freePort();
+    this.url = `http://127.0.0.1:${this.port}`;
+    const binary = path.join(ROOT, "target", "debug", "latch-origin");
+    this.child = spawn(binary, [], {
+      env: {
+        PATH: process.env.PATH,
+        LATCH_LISTEN: `127.0.0.1:${this.port}`,
+        DATABASE_URL: `sqlite://${this.dir}/latch.db?mode=rwc`,
+        LATCH_MASTER_KEY: MASTER_KEY,
+        LATCH_API_KEY: API_KEY,
+        LATCH_EDGE_SECRET: EDGE_SECRET,
+        LATCH_LOG: "warn",
+        ...this.env,
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    await waitFor(`${this.url}/healthz`);
+  }
+  async stop() {
+    if (!this.child) return;
+    const exited = new Promise((resolve) => this.child.once("exit", resolve));
+    this.child.kill("SIGTERM");
+    await exited;
+    this.child = undefined;
+  }
+  async api(method, pathname, body) {
+    const res = await fetch(`${this.url}${pathname}`, {
+      method,
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }
+  async dispose() {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A stand-in app: echoes what it received; /login and /logout answer with Latch instructions. */
+export async function startUpstream() {
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      const url = new URL(req.url, "http://upstream");
+      const headers = {};
+      if (url.pathname === "/login") {
+        const user = url.searchParams.get("user") ?? "anonymous";
+        headers["x-latch-login"] = JSON.stringify({
+          user_id: user,
+          jwt_payload: { role: "member" },
+          session_info: { theme: "dark" },
+        });
+      }
+      if (url.pathname === "/logout") headers["x-latch-logout"] = "1";
+      if (url.pathname === "/bad-login") headers["x-latch-login"] = "{not json";
+      res.writeHead(200, { "content-type": "application/json", ...headers });
+      res.end(JSON.stringify({ method: req.method, path: url.pathname, query: url.search, headers: req.headers, body }));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: `http://127.0.0.1:${server.address().port}` };
+}
+
+/** The built worker (edge/build) on workerd, through Miniflare's API. */
+export async function startEdge(bindings, port) {
+  const mf = new Miniflare({
+    scriptPath: path.join(ROOT, "edge", "build", "index.js"),
+    modules: true,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2026-05-01",
+    kvNamespaces: ["BLACKLIST"],
+    bindings,
+    host: "127.0.0.1",
+    port: port ?? (await freePort()),
+    cf: false,
+  });
+  const url = await mf.ready;
+  return { mf, url: url.toString().replace(/\/$/, "") };
+}
+
+/** A minimal browser: keeps cookies by name and path, and the SDK's anti-csrf header. */
+export class Browser {
+  constructor(base) {
+    this.base = base;
+    this.cookies = new Map(); // name -> { value, path }
+    this.antiCsrf = null;
+  }
+  cookieHeader(pathname) {
+    return [...this.cookies]
+      .filter(([, c]) => pathname.startsWith(c.path))
+      .map(([name, c]) => `${name}=${c.value}`)
+      .join("; ");
+  }
+  absorb(res) {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(";").map((s) => s.trim());
+      const [name, value] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
+      const pathAttr = attrs.find((a) => a.toLowerCase().startsWith("path="));
+      const expires = attrs.find((a) => a.toLowerCase().startsWith("expires="));
+      const expired = expires && new Date(expires.slice(8)).getTime() < Date.now();
+      if (!value || expired) this.cookies.delete(name);
+      else this.cookies.set(name, { value, path: pathAttr ? pathAttr.slice(5) : "/" });
+    }
+    const csrf = res.headers.get("anti-csrf");
+    if (csrf) this.antiCsrf = csrf;
+  }
+  async fetch(pathname, { method = "GET", headers = {}, body, csrf = true } = {}) {
+    const h = { ...headers };
+    const cookie = this.cookieHeader(pathname);
+    if (cookie) h.cookie = cookie;
+    if (csrf && this.antiCsrf) h["anti-csrf"] = this.antiCsrf;
+    const res = await fetch(`${this.base}${pathname}`, { method, headers: h, body, redirect: "manual" });
+    this.absorb(res);
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch {}
+    return { status: res.status, headers: res.headers, json, text };
+  }
+  async refresh() {
+    return this.fetch("/session/refresh", { method: "POST", csrf: false });
+  }
+  clone() {
+    const copy = new Browser(this.base);
+    copy.cookies = new Map([...this.cookies].map(([k, v]) => [k, { ...v }]));
+    copy.antiCsrf = this.antiCsrf;
+    return copy;
+  }
+}
