@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Latch needs to build, run and test, and skips whatever is already present.
-# Safe to run any number of times. Usage: scripts/bootstrap.sh [--for run|test]
-#   run  : Rust wasm32 target, worker-build, wasm-bindgen-cli, npm dev tools
-#   test : all of the above, plus Postgres 15 server binaries and Debian's chromium
+# Safe to run any number of times. Usage: scripts/bootstrap.sh [--for run|test|bench]
+#   run   : Rust wasm32 target, worker-build, wasm-bindgen-cli, npm dev tools
+#   test  : all of the above, plus Postgres 15 server binaries and Debian's chromium
+#   bench : all of the above, plus wrk
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,11 +11,11 @@ PURPOSE=test
 while [ $# -gt 0 ]; do
   case "$1" in
     --for) PURPOSE="${2:?--for needs run or test}"; shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bootstrap: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
-case "$PURPOSE" in run|test) ;; *) echo "bootstrap: --for takes run or test, not '$PURPOSE'" >&2; exit 2 ;; esac
+case "$PURPOSE" in run|test|bench) ;; *) echo "bootstrap: --for takes run, test or bench, not '$PURPOSE'" >&2; exit 2 ;; esac
 
 # Versions are pinned: wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock exactly.
 WORKER_BUILD_VERSION=0.8.7
@@ -49,10 +50,11 @@ if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || \
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-if [ "$PURPOSE" = test ]; then
+if [ "$PURPOSE" != run ]; then
   apt_missing=()
   if [ ! -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ]; then apt_missing+=("postgresql-$PG_MAJOR"); fi
   if ! command -v chromium >/dev/null 2>&1; then apt_missing+=(chromium); fi
+  if [ "$PURPOSE" = bench ] && ! command -v wrk >/dev/null 2>&1; then apt_missing+=(wrk); fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
     step "installing Debian packages: ${apt_missing[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -5,6 +5,7 @@
 #   - runs the Rust test suites against embedded SQLite and a real Postgres: $DATABASE_URL if
 #     set, otherwise a throwaway cluster started here and removed afterwards
 #   - builds the edge worker offline and runs its end-to-end suite on workerd
+#   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/)
 #   - builds the fuzz targets
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,10 +39,11 @@ unset DATABASE_URL
 step "Rust tests (shared, edge units, origin on SQLite and Postgres)"
 cargo test --workspace
 
-step "edge end to end: worker on workerd, origin on SQLite, a stand-in app"
-cargo build --quiet -p latch-origin --bin latch-origin
+step "end to end: edge on workerd, origin on SQLite, stand-in app; demo app in Chromium"
+cargo build --quiet -p latch-origin -p latch-demo
 scripts/build-edge.sh
-node --test tests/edge/
+scripts/build-demo.sh
+node --test tests/edge/ tests/browser/
 
 step "fuzz targets build"
 cargo build --quiet --manifest-path fuzz/Cargo.toml --bins

@@ -7,7 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Miniflare } from "miniflare";
+export { startEdge } from "../scripts/edge.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const API_KEY = "e2e-api-key-0123456789";
@@ -110,23 +110,6 @@ export async function startUpstream() {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { server, url: `http://127.0.0.1:${server.address().port}` };
-}
-
-/** The built worker (edge/build) on workerd, through Miniflare's API. */
-export async function startEdge(bindings, port) {
-  const mf = new Miniflare({
-    scriptPath: path.join(ROOT, "edge", "build", "index.js"),
-    modules: true,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2026-05-01",
-    kvNamespaces: ["BLACKLIST"],
-    bindings,
-    host: "127.0.0.1",
-    port: port ?? (await freePort()),
-    cf: false,
-  });
-  const url = await mf.ready;
-  return { mf, url: url.toString().replace(/\/$/, "") };
 }
 
 /** A minimal browser: keeps cookies by name and path, and the SDK's anti-csrf header. */

@@ -10,6 +10,7 @@
 //! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x).
 //! - [`error`]: the four session errors and their one JSON body.
 //! - [`api`]: the origin's HTTP API types.
+//! - `app` (feature `app`, and `axum` for the extractor): the Session object for Rust apps.
 //! - [`identity`]: the headers the edge adds for the app, with their proof, and the app's
 //!   login and logout instructions.
 //!
@@ -18,6 +19,8 @@
 
 pub mod access;
 pub mod api;
+#[cfg(feature = "app")]
+pub mod app;
 pub mod csrf;
 pub mod error;
 pub mod identity;

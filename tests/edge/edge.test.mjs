@@ -39,7 +39,7 @@ before(async () => {
     LATCH_COOKIE_SECURE: "false",
   });
   await origin.start();
-  edge = await startEdge(edgeBindings(), edgePort);
+  edge = await startEdge(edgeBindings(), { port: edgePort });
 });
 
 after(async () => {

@@ -1,0 +1,21 @@
+// The edge on workerd for the run command. Configuration comes from the environment, as
+// `wrangler.toml` vars and secrets would (see docs/configuration.md); KV persists in .latch/kv.
+import path from "node:path";
+import { ROOT, startEdge } from "./edge.mjs";
+
+const names = [
+  "ORIGIN_URL", "UPSTREAM_URL", "DEFAULT_ROUTE", "PUBLIC_PATHS", "OPTIONAL_PATHS", "PROTECTED_PATHS",
+  "ANTI_CSRF", "BLACKLIST", "BLACKLIST_FAILURE", "COOKIE_DOMAIN", "COOKIE_SECURE", "COOKIE_SAME_SITE",
+  "REFRESH_PATH", "SIGNOUT_PATH", "SESSION_INFO_PATH", "SESSION_EXPIRED_STATUS", "JWKS_CACHE_SECS",
+  "CORS_ALLOWED_ORIGINS", "EDGE_SECRET", "APP_SECRET",
+];
+const bindings = Object.fromEntries(names.filter((n) => process.env[n] !== undefined).map((n) => [n, process.env[n]]));
+const port = Number(process.env.EDGE_PORT ?? 8787);
+const { mf, url } = await startEdge(bindings, { port, kvPersist: path.join(ROOT, ".latch", "kv") });
+console.log(`latch-edge (workerd) listening on ${url}`);
+const stop = async () => {
+  await mf.dispose();
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

@@ -1,0 +1,175 @@
+// The whole system in a real browser: Debian's chromium driven by playwright-core, against the
+// demo app behind the edge on workerd, with the origin on SQLite and a 10-second access token.
+// Screenshots of each step go to test-artifacts/browser/.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+import { APP_SECRET, EDGE_SECRET, Origin, ROOT, freePort, sleep, startEdge, API_KEY } from "../support.mjs";
+
+const ACCESS_LIFETIME_SECS = 10;
+const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
+const SHOTS = path.join(ROOT, "test-artifacts", "browser");
+let origin, demo, edge, browser;
+
+async function waitFor(url) {
+  for (let i = 0; i < 200; i++) {
+    try { await fetch(url); return; } catch { await sleep(50); }
+  }
+  throw new Error(`${url} did not start`);
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  const edgePort = await freePort();
+  origin = new Origin({
+    LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
+    LATCH_ACCESS_TOKEN_LIFETIME_SECS: String(ACCESS_LIFETIME_SECS),
+    LATCH_REFRESH_GRACE_SECS: "2",
+    LATCH_COOKIE_SECURE: "false",
+  });
+  await origin.start();
+  const demoPort = await freePort();
+  demo = spawn(path.join(ROOT, "target", "debug", "latch-demo"), [], {
+    env: {
+      PATH: process.env.PATH,
+      DEMO_LISTEN: `127.0.0.1:${demoPort}`,
+      LATCH_ORIGIN_URL: origin.url,
+      LATCH_API_KEY: API_KEY,
+      LATCH_APP_SECRET: APP_SECRET,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  await waitFor(`http://127.0.0.1:${demoPort}/`);
+  edge = await startEdge({
+    ORIGIN_URL: origin.url,
+    UPSTREAM_URL: `http://127.0.0.1:${demoPort}`,
+    EDGE_SECRET,
+    APP_SECRET,
+    COOKIE_SECURE: "false",
+    DEFAULT_ROUTE: "protected",
+    PUBLIC_PATHS: "/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login",
+    BLACKLIST_TTL_SECS: "60",
+  }, { port: edgePort });
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await edge?.mf.dispose();
+  demo?.kill("SIGTERM");
+  await origin?.dispose();
+});
+
+async function shot(page, name) {
+  await page.bringToFront(); // background tabs produce no frames to capture
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(context, name) {
+  const page = await context.newPage();
+  await page.goto(`${edge.url}/`);
+  await page.fill("#name", name);
+  await page.click("button[type=submit]");
+  await page.waitForURL("**/app.html");
+  await page.waitForFunction(() => document.body.dataset.loaded);
+  return page;
+}
+
+async function reload(page) {
+  const before = await page.evaluate(() => document.body.dataset.loaded);
+  await page.click("#reload");
+  await page.waitForFunction((b) => document.body.dataset.loaded !== b || document.body.dataset.signedOut, before);
+}
+
+const accessCookie = async (context) => (await context.cookies()).find((c) => c.name === "sAccessToken")?.value;
+
+test("the demo works end to end in a real browser", async () => {
+  const context = await browser.newContext();
+  const page = await signIn(context, "alice");
+  assert.equal(await page.textContent("#user-id"), "alice");
+  assert.match(await page.textContent("#payload"), /"role":"member"/);
+  assert.match(await page.textContent("#info"), /"theme":"light"/);
+  await shot(page, "01-signed-in");
+
+  // The access token expires; the SDK refreshes transparently on the next call.
+  const tokenBefore = await accessCookie(context);
+  await sleep(EXPIRY_WAIT_MS);
+  await reload(page);
+  assert.equal(await page.textContent("#user-id"), "alice");
+  assert.notEqual(await accessCookie(context), tokenBefore, "the SDK refreshed the session");
+  await shot(page, "02-refreshed-transparently");
+
+  // Two tabs hit expiry at once: both stay signed in.
+  const second = await context.newPage();
+  await second.goto(`${edge.url}/app.html`);
+  await second.waitForFunction(() => document.body.dataset.loaded);
+  await sleep(EXPIRY_WAIT_MS);
+  await Promise.all([reload(page), reload(second)]);
+  for (const tab of [page, second]) {
+    assert.equal(await tab.getAttribute("body", "data-signed-out"), null);
+    assert.equal(await tab.textContent("#user-id"), "alice");
+  }
+  await shot(second, "03-two-tabs-after-expiry");
+
+  // Edit the session info.
+  await page.fill("#info-editor", JSON.stringify({ note: "hello from the browser", theme: "dark" }));
+  await page.click("#save-info");
+  await page.waitForFunction(() => document.getElementById("info").textContent.includes("hello from the browser"));
+  await shot(page, "04-session-info-updated");
+
+  // A second device signs in; the first revokes it from the list.
+  const other = await browser.newContext();
+  const otherPage = await signIn(other, "alice");
+  await reload(page);
+  await page.waitForSelector("#sessions li button.revoke");
+  assert.equal(await page.locator("#sessions li").count(), 2);
+  await shot(page, "05-two-sessions");
+  await page.click("#sessions li button.revoke");
+  await page.waitForFunction(() => document.querySelectorAll("#sessions li").length === 1);
+  await sleep(500); // the origin's blacklist write reaches the edge
+  await reload(otherPage);
+  await otherPage.waitForFunction(() => document.body.dataset.signedOut === "true");
+  await shot(otherPage, "06-revoked-device-signed-out");
+  await other.close();
+
+  // Log out.
+  await page.click("#logout");
+  await page.waitForURL(`${edge.url}/`);
+  assert.equal(await accessCookie(context), undefined);
+  await shot(page, "07-logged-out");
+  await context.close();
+});
+
+test("replaying an old refresh token ends the session in every tab", async () => {
+  const context = await browser.newContext();
+  const tab1 = await signIn(context, "bob");
+  const tab2 = await context.newPage();
+  await tab2.goto(`${edge.url}/app.html`);
+  await tab2.waitForFunction(() => document.body.dataset.loaded);
+  const saved = await context.storageState(); // the cookie jar an attacker copied
+
+  await sleep(EXPIRY_WAIT_MS);
+  await reload(tab1); // the SDK rotates the refresh token
+  await sleep(2500); // past the grace window
+
+  const thief = await browser.newContext({ storageState: saved });
+  const replay = await thief.request.post(`${edge.url}/session/refresh`);
+  assert.equal(replay.status(), 440);
+  assert.equal((await replay.json()).error, "TOKEN_THEFT_DETECTED");
+  await thief.close();
+
+  await sleep(500);
+  for (const [i, tab] of [tab1, tab2].entries()) {
+    await reload(tab);
+    await tab.waitForFunction(() => document.body.dataset.signedOut === "true");
+    await shot(tab, `08-theft-tab${i + 1}-signed-out`);
+  }
+  await context.close();
+});
