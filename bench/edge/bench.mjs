@@ -2,7 +2,8 @@
 // in the same run, in front of the same tiny upstream. For each: wrk throughput and latency on a
 // protected route with a valid session, and workerd CPU time per request (from /proc), in
 // interleaved rounds. Usage: node bench/edge/bench.mjs [seconds] [connections] [rounds]
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -33,11 +34,14 @@ async function withPid(start) {
   return { ...instance, pid };
 }
 
-function wrk(url, cookie, csrf) {
-  const out = execFileSync("wrk", [
+// Asynchronous: the upstream app lives in this process, so its event loop must keep running.
+async function wrk(url, cookie, csrf) {
+  const { stdout: out } = await promisify(execFile)("wrk", [
     `-t1`, `-c${connections}`, `-d${seconds}s`, "--latency",
     "-H", `cookie: ${cookie}`, "-H", `anti-csrf: ${csrf}`, url,
-  ]).toString();
+  ]);
+  if (process.env.BENCH_DEBUG) console.error(out);
+  if (!/Requests\/sec/.test(out)) throw new Error(`wrk failed:\n${out}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const requests = Number(/(\d+) requests in/.exec(out)[1]);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
@@ -64,9 +68,9 @@ const loginApp = http.createServer((req, res) => {
   res.end("ok");
 });
 await new Promise((resolve) => loginApp.listen(0, "127.0.0.1", resolve));
-const bindings = (up) => ({
-  ORIGIN_URL: origin.url, UPSTREAM_URL: up, COOKIE_SECURE: "false", PUBLIC_PATHS: "/login",
-  EDGE_SECRET, APP_SECRET,
+const bindings = (up, extra = {}) => ({
+  ORIGIN_URL: origin.url, UPSTREAM_URL: up, COOKIE_SECURE: "false", PUBLIC_PATHS: "/login, /public/*",
+  EDGE_SECRET, APP_SECRET, ...extra,
 });
 const login = await startEdge(bindings(`http://127.0.0.1:${loginApp.address().port}`));
 const browser = new Browser(login.url);
@@ -75,6 +79,8 @@ await login.mf.dispose();
 const cookie = browser.cookieHeader("/");
 
 const latch = await withPid(() => startEdge(bindings(upstreamUrl)));
+// The same worker without the KV blacklist read, to separate verification from KV's cost.
+const latchNoKv = await withPid(() => startEdge(bindings(upstreamUrl, { BLACKLIST: "off" })));
 const passthrough = await withPid(async () => {
   const mf = new Miniflare({
     modules: true,
@@ -90,9 +96,16 @@ const passthrough = await withPid(async () => {
 
 const runs = [];
 for (let round = 1; round <= rounds; round++) {
-  for (const [name, worker] of [["passthrough", passthrough], ["latch", latch]]) {
+  // latch_public: a public route of the same worker, i.e. forwarding without any session work.
+  const targets = [
+    ["passthrough", passthrough, "/app/page"],
+    ["latch", latch, "/app/page"],
+    ["latch_without_kv", latchNoKv, "/app/page"],
+    ["latch_public", latch, "/public/page"],
+  ];
+  for (const [name, worker, route] of targets) {
     const cpuBefore = cpuSeconds(worker.pid);
-    const result = wrk(`${worker.url}/app/page`, cookie, browser.antiCsrf);
+    const result = await wrk(`${worker.url}${route}`, cookie, browser.antiCsrf);
     const cpu = cpuSeconds(worker.pid) - cpuBefore;
     runs.push({ worker: name, round, ...result, cpu_us_per_request: (cpu * 1e6) / result.requests });
     console.error(`round ${round} ${name}: ${JSON.stringify(runs.at(-1))}`);
@@ -101,7 +114,7 @@ for (let round = 1; round <= rounds; round++) {
 
 const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary = {};
-for (const name of ["passthrough", "latch"]) {
+for (const name of ["passthrough", "latch", "latch_without_kv", "latch_public"]) {
   const mine = runs.filter((r) => r.worker === name);
   summary[name] = Object.fromEntries(
     ["rps", "p50_ms", "p99_ms", "cpu_us_per_request"].map((k) => [k, median(mine.map((r) => r[k]))]),
@@ -109,6 +122,10 @@ for (const name of ["passthrough", "latch"]) {
   summary[name].non2xx = mine.reduce((n, r) => n + r.non2xx, 0);
 }
 summary.cpu_overhead_us_per_request = summary.latch.cpu_us_per_request - summary.passthrough.cpu_us_per_request;
+summary.cpu_overhead_without_kv_us_per_request =
+  summary.latch_without_kv.cpu_us_per_request - summary.passthrough.cpu_us_per_request;
+summary.session_work_us_per_request =
+  summary.latch.cpu_us_per_request - summary.latch_public.cpu_us_per_request;
 summary.throughput_ratio = summary.latch.rps / summary.passthrough.rps;
 summary.p50_overhead_ms = summary.latch.p50_ms - summary.passthrough.p50_ms;
 const wasm = path.join(ROOT, "edge", "build", "index_bg.wasm");
@@ -121,6 +138,7 @@ console.log(JSON.stringify(summary, null, 2));
 console.log(`results: ${out}`);
 
 await latch.mf.dispose();
+await latchNoKv.mf.dispose();
 await passthrough.mf.dispose();
 await origin.dispose();
 upstream.close();

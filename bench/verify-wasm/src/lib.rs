@@ -26,7 +26,7 @@ impl VerifyBench {
             sub: "user-1234567890".into(),
             sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             csrf: Some("BBBBBBBBBBBBBBBBBBBBBB".into()),
-            pld: Some(chrono::Utc::now().timestamp().into()),
+            pld: Some(serde_json_value()),
         };
         let token = sign(&key, claims, now, Duration::seconds(3600)).expect("signs").value;
         let verifier =
@@ -49,4 +49,14 @@ impl Default for VerifyBench {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A typical small app payload.
+fn serde_json_value() -> serde_json::Value {
+    serde_json::Value::from(
+        [("role", "member"), ("plan", "pro")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>(),
+    )
 }
