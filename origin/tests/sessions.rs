@@ -318,6 +318,18 @@ async fn two_instances_agree_on_keys_and_lineage(store: Store) {
         })
         .collect();
     assert_eq!(successors.len(), 1, "instances converge on one lineage");
+
+    // A day later both rotate at once: they still publish the same keys and accept each
+    // other's tokens.
+    clock.advance(Duration::from_secs(86_400));
+    let (jwks_a, jwks_b) = tokio::join!(
+        a.call(Method::GET, "/.well-known/jwks.json", None, None),
+        b.call(Method::GET, "/.well-known/jwks.json", None, None),
+    );
+    assert_eq!(jwks_a.body, jwks_b.body);
+    assert_eq!(jwks_a.body["keys"].as_array().unwrap().len(), 3, "old, current, next");
+    let issued = b.create("nia").await;
+    assert_eq!(a.verify(&access_token(&issued)).await.status, StatusCode::OK);
 }
 
 async fn key_rotation_publishes_before_signing_and_retires_after_expiry(store: Store) {

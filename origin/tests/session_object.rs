@@ -1,0 +1,125 @@
+//! The Session object (`latch_shared::app`) of an app *not* behind the edge, against a real
+//! origin over HTTP: it verifies tokens itself from the JWKS and calls the API for the rest.
+
+mod common;
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use common::*;
+use latch_shared::app::{Latch, Verification};
+use latch_shared::protocol::CookiePolicy;
+use latch_shared::ErrorKind;
+use serde_json::json;
+
+on_both_stores!(direct_verification_and_session_calls);
+
+/// Serves the origin's router on a real port.
+async fn serve(origin: &Origin) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = origin.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
+}
+
+fn browser_headers(issued: &serde_json::Value, anti_csrf: Option<&str>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let cookie = format!(
+        "sAccessToken={}; sIdRefreshToken={}",
+        access_token(issued),
+        issued["tokens"]["id_refresh_token"]["value"].as_str().unwrap()
+    );
+    headers.insert("cookie", cookie.parse().unwrap());
+    if let Some(token) = anti_csrf {
+        headers.insert("anti-csrf", token.parse().unwrap());
+    }
+    headers
+}
+
+async fn direct_verification_and_session_calls(store: Store) {
+    // The direct mode uses the real clock; the origin's manual clock starts at "now" and stays
+    // there. A zero JWKS cache time lets a rotation take effect at once.
+    let origin = Origin::start_with(&store, |c| c.jwks_cache = std::time::Duration::ZERO).await;
+    let url = serve(&origin).await;
+    let latch = Latch::new(
+        &url,
+        API_KEY,
+        Verification::Direct {
+            issuer: "latch".into(),
+            audience: "latch".into(),
+            cookies: CookiePolicy::default(),
+        },
+    );
+    let issued = latch
+        .create_new_session("sam", Some(json!({"tier": "gold"})), Some(json!(1)))
+        .await
+        .unwrap();
+    let issued = serde_json::to_value(&issued).unwrap();
+    let csrf = issued["tokens"]["anti_csrf_token"].as_str().unwrap().to_owned();
+
+    let session = latch
+        .get_session(&browser_headers(&issued, Some(&csrf)), &Method::POST, true)
+        .await
+        .unwrap();
+    assert_eq!(session.get_user_id(), "sam");
+    assert_eq!(session.get_jwt_payload(), Some(&json!({"tier": "gold"})));
+    assert_eq!(session.get_session_info().await.unwrap(), Some(json!(1)));
+    session.update_session_info(Some(json!({"joke": "Knock, knock"}))).await.unwrap();
+    assert_eq!(session.get_session_info().await.unwrap(), Some(json!({"joke": "Knock, knock"})));
+
+    // The seed's rules: anti-CSRF on state-changing requests, the id-refresh cookie required.
+    let err =
+        latch.get_session(&browser_headers(&issued, None), &Method::POST, true).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TryRefreshToken);
+    assert!(latch.get_session(&browser_headers(&issued, None), &Method::GET, true).await.is_ok());
+    assert!(latch.get_session(&browser_headers(&issued, None), &Method::POST, false).await.is_ok());
+    let mut no_irt = HeaderMap::new();
+    no_irt.insert("cookie", format!("sAccessToken={}", access_token(&issued)).parse().unwrap());
+    let err = latch.get_session(&no_irt, &Method::GET, false).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorised);
+
+    // Two emergency rotations later, a token's kid is one the cached JWKS has never seen
+    // (the first rotation promotes the pre-published key): the JWKS is refetched.
+    let cached_kids = published_kids(&origin).await;
+    for _ in 0..2 {
+        let rotated = origin.call(Method::POST, "/v1/keys/rotate", Some(API_KEY), None).await;
+        assert_eq!(rotated.status, StatusCode::OK);
+    }
+    let fresh =
+        serde_json::to_value(latch.create_new_session("sam", None, None).await.unwrap()).unwrap();
+    let header = access_token(&fresh).split('.').next().unwrap().to_owned();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert!(!cached_kids.contains(&header["kid"].as_str().unwrap().to_owned()));
+    assert!(latch.get_session(&browser_headers(&fresh, None), &Method::GET, false).await.is_ok());
+
+    // Admin functions.
+    let mut handles = latch.get_all_session_handles_for_user("sam").await.unwrap();
+    handles.sort();
+    let mut expected = vec![handle(&issued), handle(&fresh)];
+    expected.sort();
+    assert_eq!(handles, expected);
+
+    // Revoking clears the cookies on the response and ends the session at the origin.
+    let cleared = session.revoke_session().await.unwrap();
+    assert!(cleared
+        .0
+        .iter()
+        .any(|h| h.name == "set-cookie" && h.value.starts_with("sAccessToken=;")));
+    assert!(cleared.0.iter().any(|h| h.name == "id-refresh-token" && h.value == "remove"));
+    let err = session.get_session_info().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorised);
+    assert_eq!(latch.revoke_all_sessions_for_user("sam").await.unwrap(), vec![handle(&fresh)]);
+    assert!(!latch.revoke_session_using_session_handle(&handle(&fresh)).await.unwrap());
+}
+
+async fn published_kids(origin: &Origin) -> Vec<String> {
+    let reply = origin.call(Method::GET, "/.well-known/jwks.json", None, None).await;
+    reply.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
