@@ -1,6 +1,7 @@
-//! The origin's public keys, cached in the isolate. Refetched when the cache time runs out, and
-//! on an unknown `kid` at most once per cooldown (a rotation the cache has not seen yet). With no
-//! keys at all the edge fails closed.
+//! The origin's public keys, cached in the isolate and, across the isolates of a location, in the
+//! Cache API (the origin's `Cache-Control` bounds it). Refetched when the isolate's cache time
+//! runs out, and from the origin itself on an unknown `kid` at most once per cooldown (a rotation
+//! no cache has seen yet). With no keys at all the edge fails closed.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -9,7 +10,7 @@ use latch_shared::access::Verifier;
 use latch_shared::api::paths;
 use latch_shared::keys::{Jwks, KeySet};
 use latch_shared::SessionError;
-use worker::{Fetch, Url};
+use worker::{Cache, Fetch, Response, Url};
 
 use crate::config::EdgeConfig;
 
@@ -23,13 +24,31 @@ thread_local! {
     static LAST_UNKNOWN_KID_REFETCH_MS: Cell<f64> = const { Cell::new(f64::MIN) };
 }
 
-async fn fetch(config: &EdgeConfig) -> Result<Verifier, String> {
-    let url = Url::parse(&format!("{}{}", config.origin_url, paths::JWKS))
-        .map_err(|err| format!("bad ORIGIN_URL: {err}"))?;
-    let mut response = Fetch::Url(url).send().await.map_err(|err| err.to_string())?;
+/// The JWKS response: from the Cache API unless `from_origin`, else from the origin (and then
+/// stored in the Cache API for the other isolates).
+async fn jwks_response(url: &Url, from_origin: bool) -> Result<Response, String> {
+    let cache = Cache::default();
+    if !from_origin {
+        if let Ok(Some(cached)) = cache.get(url.as_str(), false).await {
+            return Ok(cached);
+        }
+    }
+    let mut response = Fetch::Url(url.clone()).send().await.map_err(|err| err.to_string())?;
     if response.status_code() != 200 {
         return Err(format!("origin answered {} for the JWKS", response.status_code()));
     }
+    if let Ok(copy) = response.cloned() {
+        if let Err(err) = cache.put(url.as_str(), copy).await {
+            worker::console_warn!("latch-edge: could not cache the JWKS: {err}");
+        }
+    }
+    Ok(response)
+}
+
+async fn fetch(config: &EdgeConfig, from_origin: bool) -> Result<Verifier, String> {
+    let url = Url::parse(&format!("{}{}", config.origin_url, paths::JWKS))
+        .map_err(|err| format!("bad ORIGIN_URL: {err}"))?;
+    let mut response = jwks_response(&url, from_origin).await?;
     let jwks: Jwks = response.json().await.map_err(|err| format!("JWKS is not JSON: {err}"))?;
     let keys = KeySet::from_jwks(&jwks).map_err(|err| format!("JWKS refused: {err}"))?;
     if keys.is_empty() {
@@ -38,8 +57,12 @@ async fn fetch(config: &EdgeConfig) -> Result<Verifier, String> {
     Ok(Verifier::new(keys, config.issuer.clone(), config.audience.clone()))
 }
 
-async fn refetch(config: &EdgeConfig, now_ms: f64) -> Result<Rc<Verifier>, SessionError> {
-    match fetch(config).await {
+async fn refetch(
+    config: &EdgeConfig,
+    now_ms: f64,
+    from_origin: bool,
+) -> Result<Rc<Verifier>, SessionError> {
+    match fetch(config, from_origin).await {
         Ok(verifier) => {
             let verifier = Rc::new(verifier);
             KEYS.with(|keys| {
@@ -69,7 +92,7 @@ pub async fn verifier(config: &EdgeConfig, now_ms: f64) -> Result<Rc<Verifier>, 
     });
     match fresh {
         Some(verifier) => Ok(verifier),
-        None => refetch(config, now_ms).await,
+        None => refetch(config, now_ms, false).await,
     }
 }
 
@@ -80,5 +103,5 @@ pub async fn verifier_after_unknown_kid(config: &EdgeConfig, now_ms: f64) -> Opt
         return None;
     }
     LAST_UNKNOWN_KID_REFETCH_MS.with(|cell| cell.set(now_ms));
-    refetch(config, now_ms).await.ok()
+    refetch(config, now_ms, true).await.ok()
 }
