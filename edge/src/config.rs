@@ -179,7 +179,8 @@ impl EdgeConfig {
         }
 
         for (name, url) in [("ORIGIN_URL", &origin_url), ("UPSTREAM_URL", &upstream_url)] {
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            let http = url.starts_with("http://") || url.starts_with("https://");
+            if !url.is_empty() && !http {
                 errors.push(format!("{name} must be an http(s) URL, not {url:?}"));
             }
         }

@@ -36,3 +36,8 @@ impl Clock {
         }
     }
 }
+
+/// A duration in whole milliseconds, the unit of every stored time.
+pub fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

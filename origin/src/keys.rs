@@ -19,7 +19,7 @@ use rand::RngCore;
 use sqlx::Row;
 use tokio::sync::{Mutex, RwLock};
 
-use crate::clock::Clock;
+use crate::clock::{millis, Clock};
 use crate::db::Pool;
 
 /// Seals signing-key seeds at rest with XChaCha20-Poly1305; the kid is bound as associated data.
@@ -93,10 +93,6 @@ pub struct KeyManager {
     maintenance: Mutex<()>,
 }
 
-fn ms(duration: Duration) -> i64 {
-    duration.as_millis() as i64
-}
-
 impl KeyManager {
     pub async fn start(
         pool: Pool,
@@ -153,7 +149,7 @@ impl KeyManager {
     /// it starts signing (ms since the epoch).
     pub async fn rotate_now(&self) -> anyhow::Result<(String, i64)> {
         let now = self.clock.now_ms();
-        let signs_from = now + ms(self.schedule.publish_lead);
+        let signs_from = now + millis(self.schedule.publish_lead);
         let pending = load(&self.pool).await?.into_iter().rfind(|key| key.signs_from > now);
         match &pending {
             Some(key) => {
@@ -251,8 +247,8 @@ async fn build_ring(
     let current_index = keys.iter().rposition(|k| k.signs_from <= now).unwrap_or(0);
     if current_index + 1 == keys.len() {
         let current = &keys[current_index];
-        let signs_from =
-            (current.signs_from + ms(schedule.rotation)).max(now + ms(schedule.publish_lead));
+        let signs_from = (current.signs_from + millis(schedule.rotation))
+            .max(now + millis(schedule.publish_lead));
         insert_key(pool, sealer, current.generation + 1, now, signs_from).await?;
         keys = load(pool).await?;
     }
@@ -260,7 +256,7 @@ async fn build_ring(
 
     // A key retires once every token it signed has expired: its successor's start plus the
     // access token lifetime and the verifier's leeway.
-    let afterlife = ms(schedule.access_token_lifetime) + DEFAULT_LEEWAY.num_milliseconds();
+    let afterlife = millis(schedule.access_token_lifetime) + DEFAULT_LEEWAY.num_milliseconds();
     let mut retired = Vec::new();
     let mut published = Vec::new();
     let mut valid_until = i64::MAX;

@@ -20,7 +20,7 @@ use rand::rngs::OsRng;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::clock::Clock;
+use crate::clock::{millis, Clock};
 use crate::db::Pool;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{KeyManager, KeyRing};
@@ -58,10 +58,6 @@ struct Grant<'a> {
     anti_csrf: Option<AntiCsrfToken>,
     id_refresh_token: String,
     session_expires_at: i64,
-}
-
-fn ms(duration: Duration) -> i64 {
-    duration.as_millis() as i64
 }
 
 fn parse_json(text: Option<String>, what: &str) -> ApiResult<Option<Value>> {
@@ -122,7 +118,7 @@ impl SessionService {
         let handle = SessionHandle::generate(&mut OsRng);
         let refresh_token = self.rotation.first_token(handle.clone(), &mut OsRng);
         let current_hash = refresh_token.hash().to_hex();
-        let expires_at = now + ms(self.settings.refresh_token_lifetime);
+        let expires_at = now + millis(self.settings.refresh_token_lifetime);
         let ring = self.keys.ring().await?;
         // Sign first: a payload too large for a cookie is refused before anything is stored.
         let issued = self.issue(
@@ -165,7 +161,7 @@ impl SessionService {
         let presented_hash = token.hash();
         let successor = self.rotation.successor(&token);
         let now = self.clock.now_ms();
-        let extended_expiry = now + ms(self.settings.refresh_token_lifetime);
+        let extended_expiry = now + millis(self.settings.refresh_token_lifetime);
 
         // The compare-and-swap: only the current token rotates, exactly once.
         let rotated = sqlx::query(
@@ -234,7 +230,7 @@ impl SessionService {
             Ok(hex.as_deref().and_then(TokenHash::from_hex))
         };
         let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-        let grace = ms(self.settings.refresh_grace);
+        let grace = millis(self.settings.refresh_grace);
         let within_grace = grace > 0 && rotated_at.is_some_and(|at| now <= at + grace);
         if within_grace
             && stored("previous_hash")? == Some(presented)
