@@ -80,7 +80,7 @@ const cookie = browser.cookieHeader("/");
 
 const latch = await withPid(() => startEdge(bindings(upstreamUrl)));
 // The same worker without the KV blacklist read, to separate verification from KV's cost.
-const latchNoKv = await withPid(() => startEdge(bindings(upstreamUrl, { BLACKLIST: "off" })));
+const latchNoKv = await withPid(() => startEdge(bindings(upstreamUrl, { BLACKLIST_CHECK: "off" })));
 const passthrough = await withPid(async () => {
   const mf = new Miniflare({
     modules: true,

@@ -105,7 +105,8 @@ impl EdgeConfig {
         let audience = text("AUDIENCE", Some("latch"));
         let default_route = text("DEFAULT_ROUTE", Some("protected"));
         let anti_csrf = text("ANTI_CSRF", Some("on"));
-        let blacklist = text("BLACKLIST", Some("on"));
+        // Not `BLACKLIST`: that name is the KV namespace binding, which would shadow a var.
+        let blacklist = text("BLACKLIST_CHECK", Some("on"));
         let blacklist_failure = text("BLACKLIST_FAILURE", Some("closed"));
         let cookie_secure = text("COOKIE_SECURE", Some("true"));
         let cookie_same_site = text("COOKIE_SAME_SITE", Some("lax"));
@@ -154,7 +155,7 @@ impl EdgeConfig {
         let default = access_of
             [choice("DEFAULT_ROUTE", &default_route, &["protected", "optional", "public"])];
         let anti_csrf = choice("ANTI_CSRF", &anti_csrf, &["on", "off"]) == 0;
-        let blacklist_on = choice("BLACKLIST", &blacklist, &["on", "off"]) == 0;
+        let blacklist_on = choice("BLACKLIST_CHECK", &blacklist, &["on", "off"]) == 0;
         let fail_open = choice("BLACKLIST_FAILURE", &blacklist_failure, &["closed", "open"]) == 1;
         let secure = choice("COOKIE_SECURE", &cookie_secure, &["true", "false"]) == 0;
         let blacklist = match (blacklist_on, fail_open) {
@@ -338,6 +339,14 @@ mod tests {
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn the_blacklist_check_can_be_turned_off() {
+        let config = EdgeConfig::from_lookup(lookup(&[("BLACKLIST_CHECK", "off")])).unwrap();
+        assert_eq!(config.blacklist, BlacklistMode::Off);
+        let config = EdgeConfig::from_lookup(lookup(&[("BLACKLIST_FAILURE", "open")])).unwrap();
+        assert_eq!(config.blacklist, BlacklistMode::FailOpen);
     }
 
     #[test]
