@@ -75,8 +75,8 @@ async fn postgres_restart_under_load_loses_no_committed_session() {
     let restarting = Instant::now();
     tokio::task::spawn_blocking(move || restart_postgres(&dir)).await.unwrap();
     let restarted = Instant::now();
-    // Keep the load on until the service has answered successfully for a while after the restart.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Keep the load on well past the 2 s the service gets to recover.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.await.unwrap();
@@ -85,9 +85,9 @@ async fn postgres_restart_under_load_loses_no_committed_session() {
     let failures = failures.lock().unwrap().clone();
     let late: Vec<_> = failures
         .iter()
-        .filter(|(at, _)| at.duration_since(restarted) > Duration::from_secs(1))
+        .filter(|(at, _)| at.duration_since(restarted) > Duration::from_secs(2))
         .collect();
-    assert!(late.is_empty(), "still failing 3 s after the restart: {late:?}");
+    assert!(late.is_empty(), "still failing 2 s after the restart: {late:?}");
     eprintln!(
         "restart took {:?}; {} requests failed during it",
         restarted - restarting,
