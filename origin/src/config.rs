@@ -345,10 +345,10 @@ impl Config {
         }
 
         let same_site = match s.cookie_same_site.as_deref().map(parse_same_site).transpose() {
-            Ok(same_site) => same_site.unwrap_or(cookie_default().same_site),
+            Ok(same_site) => same_site.unwrap_or(CookiePolicy::default().same_site),
             Err(err) => {
                 errors.push(format!("cookie_same_site: {err}"));
-                cookie_default().same_site
+                CookiePolicy::default().same_site
             }
         };
         let cookies = CookiePolicy {
@@ -470,10 +470,6 @@ impl Config {
         };
         Config::from_settings(settings).expect("the test configuration is valid")
     }
-}
-
-fn cookie_default() -> CookiePolicy {
-    CookiePolicy::default()
 }
 
 /// Reads a development secret from `dir/file`, creating it (mode 0600) on first use.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use hkdf::Hkdf;
 use latch_shared::refresh::RotationKey;
 use sha2::Sha256;
-use tokio_util_free::ShutdownSignal;
+use shutdown::ShutdownSignal;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -157,7 +157,7 @@ where
 }
 
 /// A cloneable "stop now" signal for background jobs and the server.
-mod tokio_util_free {
+mod shutdown {
     use tokio::sync::watch;
 
     #[derive(Clone)]
@@ -183,4 +183,4 @@ mod tokio_util_free {
     }
 }
 
-pub use tokio_util_free::{shutdown_pair, ShutdownSignal as Shutdown, ShutdownTrigger};
+pub use shutdown::{shutdown_pair, ShutdownSignal as Shutdown, ShutdownTrigger};
