@@ -171,6 +171,26 @@ pub fn handle(issued: &Value) -> String {
     issued["session"]["handle"].as_str().unwrap().to_owned()
 }
 
+/// The key id in an access token's header.
+pub fn kid_of(access_token: &str) -> String {
+    use base64::Engine;
+    let header = access_token.split('.').next().unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+}
+
+/// The kids the origin's JWKS publishes, in order.
+pub async fn published_kids(origin: &Origin) -> Vec<String> {
+    let reply = origin.call(Method::GET, "/.well-known/jwks.json", None, None).await;
+    assert!(reply.headers["cache-control"].to_str().unwrap().starts_with("public, max-age="));
+    reply.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn metric(origin: &Origin, name: &str) -> f64 {
     let text = origin.state.sessions.metrics.render();
     text.lines()
