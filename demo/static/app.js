@@ -4,6 +4,7 @@ supertokens.default.init({ refreshTokenUrl: "/session/refresh", sessionExpiredSt
 
 const $ = (id) => document.getElementById(id);
 const status = (text, error = false) => {
+  if (document.body.dataset.signedOut) return; // keep the sign-out message
   $("status").textContent = text;
   $("status").className = error ? "error" : "";
 };
