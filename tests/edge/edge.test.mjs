@@ -308,6 +308,9 @@ test("with the origin down, verified requests still reach the app and nobody is 
     const refresh = await browser.refresh();
     assert.equal(refresh.status, 503);
     assert.equal(refresh.headers.getSetCookie().length, 0, "an outage clears nothing");
+    const info = await browser.fetch("/session/info");
+    assert.equal(info.status, 503);
+    assert.equal(info.headers.getSetCookie().length, 0);
     const out = await browser.fetch("/session/signout", { method: "POST" });
     assert.equal(out.status, 503);
     assert.equal(out.headers.getSetCookie().length, 0);
