@@ -350,6 +350,33 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_table_lists_exactly_the_variables_read() {
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let _ = EdgeConfig::from_lookup(|name| {
+            read.borrow_mut().insert(name.to_owned());
+            None
+        });
+        let docs = include_str!("../../docs/configuration.md");
+        let edge_docs = docs.split("## Edge").nth(1).unwrap().split("### ").next().unwrap();
+        let documented: std::collections::BTreeSet<String> = edge_docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .flat_map(|rest| {
+                // A row may name two variables: `ISSUER` / `AUDIENCE`.
+                let cell = rest.split(" |").next().unwrap_or_default();
+                cell.split('`')
+                    .step_by(2)
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty() && *n != "/")
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .map(|name| name.trim_end_matches(" (secret)").to_owned())
+            .collect();
+        assert_eq!(documented, read.into_inner(), "docs/configuration.md's edge table is stale");
+    }
+
+    #[test]
     fn cors_origins_match_exactly() {
         let config = EdgeConfig::from_lookup(lookup(&[(
             "CORS_ALLOWED_ORIGINS",
