@@ -37,8 +37,27 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Pool> {
         })
         .connect(url)
         .await?;
-    MIGRATOR.run(&pool).await?;
+    migrate(&pool, is_sqlite).await?;
     Ok(pool)
+}
+
+/// Brings the schema up to date. On Postgres the migrator holds an advisory lock, so instances
+/// starting together take turns. SQLite has no such lock: a second instance can find a
+/// migration unapplied, wait for the first one's write lock, then fail on what the first one
+/// just created. Each migration commits with its record, so asking again sees it applied.
+async fn migrate(pool: &Pool, is_sqlite: bool) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(err) if is_sqlite && attempt < 5 => {
+                tracing::debug!(attempt, error = %err, "migration raced another instance; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
