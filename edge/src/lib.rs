@@ -12,6 +12,7 @@ mod respond;
 mod verify;
 
 use std::cell::OnceCell;
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use latch_shared::api::{blacklist_key, paths, BlacklistRequest, SessionInfo};
@@ -32,10 +33,10 @@ use verify::Session;
 
 thread_local! {
     /// Configuration is fixed for an isolate's life: parse and validate it once.
-    static CONFIG: OnceCell<std::result::Result<EdgeConfig, String>> = const { OnceCell::new() };
+    static CONFIG: OnceCell<std::result::Result<Rc<EdgeConfig>, String>> = const { OnceCell::new() };
 }
 
-fn load_config(env: &Env) -> std::result::Result<EdgeConfig, String> {
+fn load_config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, String> {
     CONFIG.with(|cell| {
         cell.get_or_init(|| {
             EdgeConfig::from_lookup(|name| {
@@ -44,6 +45,7 @@ fn load_config(env: &Env) -> std::result::Result<EdgeConfig, String> {
                     .or_else(|_| env.var(name).map(|value| value.to_string()))
                     .ok()
             })
+            .map(Rc::new)
         })
         .clone()
     })
@@ -178,8 +180,12 @@ async fn app_instructions(
 ) -> Result<Response> {
     let login = response.headers().get(LOGIN_HEADER)?;
     let logout = response.headers().has(LOGOUT_HEADER)?;
-    response.headers().delete(LOGIN_HEADER)?;
-    response.headers().delete(LOGOUT_HEADER)?;
+    if login.is_some() {
+        response.headers().delete(LOGIN_HEADER)?;
+    }
+    if logout {
+        response.headers().delete(LOGOUT_HEADER)?;
+    }
     if let Some(instruction) = login {
         let request = match parse_login_instruction(&instruction) {
             Ok(request) => request,
