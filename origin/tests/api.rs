@@ -260,7 +260,8 @@ fn recording(
 }
 
 async fn wait_for(log: &Log, count: usize) {
-    for _ in 0..200 {
+    // Generous: five attempts with backoff take about 3 s, more on a loaded machine.
+    for _ in 0..500 {
         if log.lock().unwrap().len() >= count {
             return;
         }
@@ -302,7 +303,7 @@ async fn revocations_reach_the_edge_endpoint(store: Store) {
 }
 
 async fn wait_metric(origin: &Origin, name: &str, value: f64) {
-    for _ in 0..200 {
+    for _ in 0..500 {
         if metric(origin, name) == value {
             return;
         }

@@ -34,7 +34,7 @@ before(async () => {
   origin = new Origin({
     LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
     LATCH_ACCESS_TOKEN_LIFETIME_SECS: String(ACCESS_LIFETIME_SECS),
-    LATCH_REFRESH_GRACE_SECS: "1",
+    LATCH_REFRESH_GRACE_SECS: "2",
     LATCH_JWKS_CACHE_SECS: "0",
     LATCH_COOKIE_SECURE: "false",
   });
@@ -187,7 +187,7 @@ test("refresh rotates the cookies; a replayed old refresh token is theft and end
   assert.equal(refreshed.headers.getSetCookie().length, 3);
   assert.notEqual(tokenOf(browser), tokenOf(stolen));
   assert.equal((await browser.fetch("/private/after-refresh")).status, 200);
-  await sleep(1200); // past the 1 s grace window
+  await sleep(2300); // past the 2 s grace window
   const replay = await stolen.refresh();
   assert.equal(replay.status, 440);
   assert.equal(replay.json.error, "TOKEN_THEFT_DETECTED");
