@@ -66,11 +66,11 @@ pub async fn create(
 }
 
 pub async fn revoke(config: &EdgeConfig, handle: &str) -> Result<RevokeResponse, OriginError> {
-    call(config, Method::Delete, &format!("/v1/sessions/{handle}"), None).await
+    call(config, Method::Delete, &paths::session(handle), None).await
 }
 
 pub async fn session_info(config: &EdgeConfig, handle: &str) -> Result<SessionInfo, OriginError> {
-    call(config, Method::Get, &format!("/v1/sessions/{handle}/info"), None).await
+    call(config, Method::Get, &paths::session_info(handle), None).await
 }
 
 pub async fn update_session_info(
@@ -79,5 +79,5 @@ pub async fn update_session_info(
     info: &SessionInfo,
 ) -> Result<SessionInfo, OriginError> {
     let body = serde_json::to_string(info).expect("serialises");
-    call(config, Method::Put, &format!("/v1/sessions/{handle}/info"), Some(body)).await
+    call(config, Method::Put, &paths::session_info(handle), Some(body)).await
 }

@@ -27,6 +27,34 @@ pub mod paths {
     /// The edge's internal endpoint the origin posts revocations to when KV's REST API is not
     /// configured.
     pub const EDGE_BLACKLIST: &str = "/__latch/blacklist";
+
+    /// [`SESSION`] for one session.
+    pub fn session(handle: &str) -> String {
+        format!("/v1/sessions/{}", encode_segment(handle))
+    }
+
+    /// [`SESSION_INFO`] for one session.
+    pub fn session_info(handle: &str) -> String {
+        format!("/v1/sessions/{}/info", encode_segment(handle))
+    }
+
+    /// [`USER_SESSIONS`] for one user; user ids may hold any printable character.
+    pub fn user_sessions(user_id: &str) -> String {
+        format!("/v1/users/{}/sessions", encode_segment(user_id))
+    }
+
+    /// Percent-encodes one path segment (RFC 3986 unreserved characters pass unchanged).
+    fn encode_segment(segment: &str) -> String {
+        segment
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
 }
 
 /// Longest user id accepted, in bytes.
@@ -185,6 +213,15 @@ mod tests {
         assert_eq!(validate_user_id(""), Err(UserIdError::Empty));
         assert_eq!(validate_user_id(&"x".repeat(256)), Err(UserIdError::TooLong));
         assert_eq!(validate_user_id("a\r\nX-User: admin"), Err(UserIdError::ControlCharacter));
+    }
+
+    #[test]
+    fn paths_are_built_from_their_templates_with_encoded_segments() {
+        assert_eq!(paths::session("h1"), paths::SESSION.replace("{handle}", "h1"));
+        assert_eq!(paths::session_info("h1"), paths::SESSION_INFO.replace("{handle}", "h1"));
+        assert_eq!(paths::user_sessions("alice"), "/v1/users/alice/sessions");
+        assert_eq!(paths::user_sessions("a b/c?d"), "/v1/users/a%20b%2Fc%3Fd/sessions");
+        assert_eq!(paths::user_sessions("ü"), "/v1/users/%C3%BC/sessions");
     }
 
     #[test]

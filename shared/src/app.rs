@@ -215,9 +215,8 @@ impl Latch {
     }
 
     pub async fn get_session_info(&self, handle: &str) -> Result<Option<Value>, SessionError> {
-        let info: SessionInfo = self
-            .call(reqwest::Method::GET, &format!("/v1/sessions/{handle}/info"), None::<&()>)
-            .await?;
+        let info: SessionInfo =
+            self.call(reqwest::Method::GET, &paths::session_info(handle), None::<&()>).await?;
         Ok(info.session_info)
     }
 
@@ -228,9 +227,8 @@ impl Latch {
         info: Option<Value>,
     ) -> Result<(), SessionError> {
         let body = SessionInfo { session_info: info };
-        let _: SessionInfo = self
-            .call(reqwest::Method::PUT, &format!("/v1/sessions/{handle}/info"), Some(&body))
-            .await?;
+        let _: SessionInfo =
+            self.call(reqwest::Method::PUT, &paths::session_info(handle), Some(&body)).await?;
         Ok(())
     }
 
@@ -239,9 +237,8 @@ impl Latch {
         &self,
         handle: &str,
     ) -> Result<bool, SessionError> {
-        let revoked: RevokeResponse = self
-            .call(reqwest::Method::DELETE, &format!("/v1/sessions/{handle}"), None::<&()>)
-            .await?;
+        let revoked: RevokeResponse =
+            self.call(reqwest::Method::DELETE, &paths::session(handle), None::<&()>).await?;
         Ok(revoked.revoked)
     }
 
@@ -250,7 +247,7 @@ impl Latch {
         &self,
         user_id: &str,
     ) -> Result<Vec<String>, SessionError> {
-        let path = format!("/v1/users/{}/sessions", encode_path(user_id));
+        let path = paths::user_sessions(user_id);
         let handles: SessionHandles =
             self.call(reqwest::Method::DELETE, &path, None::<&()>).await?;
         Ok(handles.handles)
@@ -260,7 +257,7 @@ impl Latch {
         &self,
         user_id: &str,
     ) -> Result<Vec<String>, SessionError> {
-        let path = format!("/v1/users/{}/sessions", encode_path(user_id));
+        let path = paths::user_sessions(user_id);
         let handles: SessionHandles = self.call(reqwest::Method::GET, &path, None::<&()>).await?;
         Ok(handles.handles)
     }
@@ -274,19 +271,6 @@ impl Latch {
             Verification::Direct { cookies, .. } => cookies.clear_headers(),
         }
     }
-}
-
-/// Percent-encodes a user id for a URL path segment.
-fn encode_path(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A verified session: what the app's handler works with.
@@ -401,13 +385,6 @@ mod axum_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_ids_are_encoded_for_paths() {
-        assert_eq!(encode_path("alice"), "alice");
-        assert_eq!(encode_path("a b/c?d"), "a%20b%2Fc%3Fd");
-        assert_eq!(encode_path("ü"), "%C3%BC");
-    }
 
     #[tokio::test]
     async fn behind_the_edge_the_proof_is_the_session() {
