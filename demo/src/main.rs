@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use clap::Parser;
 use latch_shared::app::{ClearSession, Latch, Session, Verification};
+use latch_shared::error::{codes, error_body};
 use latch_shared::identity::LOGIN_HEADER;
 use latch_shared::SessionError;
 use serde::Deserialize;
@@ -50,8 +52,9 @@ struct LoginForm {
 async fn login(Json(form): Json<LoginForm>) -> Response {
     let name = form.name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        let body = json!({"error": "BAD_REQUEST", "message": "enter a name of 1 to 64 characters"});
-        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        let body = error_body(codes::BAD_REQUEST, "enter a name of 1 to 64 characters");
+        return (StatusCode::BAD_REQUEST, [(CONTENT_TYPE, "application/json")], body)
+            .into_response();
     }
     let instruction = json!({
         "user_id": name,
@@ -108,7 +111,8 @@ async fn revoke_other(
     if !mine.contains(&handle) {
         return Ok((
             StatusCode::NOT_FOUND,
-            Json(json!({"error": "NOT_FOUND", "message": "no such session"})),
+            [(CONTENT_TYPE, "application/json")],
+            error_body(codes::NOT_FOUND, "no such session"),
         )
             .into_response());
     }

@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use latch_shared::api::{blacklist_key, paths, BlacklistRequest, SessionInfo};
+use latch_shared::error::{codes, error_body};
 use latch_shared::identity::{
     parse_login_instruction, Identity, HEADER_PREFIX, LOGIN_HEADER, LOGOUT_HEADER,
 };
@@ -90,7 +91,7 @@ async fn handle(req: Request, env: &Env, ctx: &Context, config: &EdgeConfig) -> 
     if oversized_headers(&req, config) {
         return respond::json(
             431,
-            r#"{"error":"BAD_REQUEST","message":"request header too large"}"#,
+            &error_body(codes::HEADER_TOO_LARGE, "a request header is too large"),
         );
     }
     let path = req.path();
@@ -292,10 +293,7 @@ async fn session_info(mut req: Request, env: &Env, config: &EdgeConfig) -> Resul
             Ok(body) => body,
             Err(err) => {
                 let message = format!("body must be {{\"session_info\": <any JSON>}}: {err}");
-                return respond::json(
-                    400,
-                    &serde_json::json!({"error": "BAD_REQUEST", "message": message}).to_string(),
-                );
+                return respond::json(400, &error_body(codes::BAD_REQUEST, &message));
             }
         };
         origin::update_session_info(config, session.handle(), &body).await
@@ -315,17 +313,11 @@ async fn internal_blacklist(mut req: Request, env: &Env, config: &EdgeConfig) ->
     let expected = format!("Bearer {}", config.edge_secret);
     let authorised: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
     if req.method() != Method::Post || !authorised {
-        return respond::json(404, r#"{"error":"NOT_FOUND","message":"no such route"}"#);
+        return respond::json(404, &error_body(codes::NOT_FOUND, "no such route"));
     }
     let body: BlacklistRequest = match req.json().await {
         Ok(body) => body,
-        Err(err) => {
-            return respond::json(
-                400,
-                &serde_json::json!({"error": "BAD_REQUEST", "message": err.to_string()})
-                    .to_string(),
-            )
-        }
+        Err(err) => return respond::json(400, &error_body(codes::BAD_REQUEST, &err.to_string())),
     };
     let kv = env.kv("BLACKLIST")?;
     for entry in body.entries {

@@ -1,5 +1,6 @@
 //! Building the edge's own responses: session errors, JSON, cookies, CORS and caching rules.
 
+use latch_shared::error::{codes, error_body};
 use latch_shared::protocol::{ResponseHeader, EXPOSED_HEADERS, SDK_REQUEST_HEADERS};
 use latch_shared::SessionError;
 use worker::{Headers, Request, Response, Result};
@@ -64,7 +65,7 @@ pub fn cors(config: &EdgeConfig, origin: Option<&str>, response: &Response) -> R
 /// a 403 without any CORS header.
 pub fn preflight(config: &EdgeConfig, req: &Request) -> Result<Response> {
     let Some(origin) = allowed_origin(config, req) else {
-        return json(403, r#"{"error":"FORBIDDEN","message":"origin not allowed"}"#);
+        return json(403, &error_body(codes::FORBIDDEN, "origin not allowed"));
     };
     let requested = req.headers().get("access-control-request-headers")?.unwrap_or_default();
     let mut allowed = SDK_REQUEST_HEADERS.to_owned();

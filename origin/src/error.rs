@@ -2,11 +2,12 @@
 //! fitting status; internal details are logged, never sent.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::http::header;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latch_shared::error::{codes, error_body};
 use latch_shared::{ErrorKind, SessionError};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,12 +52,14 @@ impl IntoResponse for ApiError {
                 }
                 return response;
             }
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
-            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_REQUEST),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED)
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE),
             ApiError::Database(err) => {
                 tracing::error!(error = %err, "database error");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::GeneralError.as_str())
@@ -66,7 +69,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::GeneralError.as_str())
             }
         };
-        (status, Json(json!({ "error": code, "message": self.to_string() }))).into_response()
+        let body = error_body(code, &self.to_string());
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }
 

@@ -113,6 +113,23 @@ impl SessionError {
     }
 }
 
+/// Codes of the errors that are about the request rather than the session.
+pub mod codes {
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const HEADER_TOO_LARGE: &str = "HEADER_TOO_LARGE";
+}
+
+/// The same `{"error": CODE, "message": …}` body as [`SessionError`], for errors about the
+/// request itself (a code from [`codes`]).
+pub fn error_body(code: &str, message: &str) -> String {
+    serde_json::json!({ "error": code, "message": message }).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +163,6 @@ mod tests {
         assert_eq!(back, err);
         let plain = SessionError::try_refresh("expired").to_json();
         assert_eq!(plain, r#"{"error":"TRY_REFRESH_TOKEN","message":"expired"}"#);
+        assert_eq!(error_body(codes::NOT_FOUND, "no"), r#"{"error":"NOT_FOUND","message":"no"}"#);
     }
 }
