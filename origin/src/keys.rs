@@ -68,7 +68,7 @@ pub struct KeySchedule {
 #[derive(Debug)]
 pub struct KeyRing {
     pub signing: SigningKey,
-    pub published: KeySet,
+    /// Verifies against every published key; `verifier.keys()` is the JWKS.
     pub verifier: Verifier,
     /// When the ring must be rebuilt (a key starts signing, retires, or is due).
     pub valid_until_ms: i64,
@@ -302,8 +302,8 @@ async fn build_ring(
             })
             .collect(),
     })?;
-    let verifier = Verifier::new(published.clone(), issuer, audience);
-    Ok(KeyRing { signing, published, verifier, valid_until_ms: valid_until })
+    let verifier = Verifier::new(published, issuer, audience);
+    Ok(KeyRing { signing, verifier, valid_until_ms: valid_until })
 }
 
 #[cfg(test)]

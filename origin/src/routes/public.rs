@@ -12,7 +12,7 @@ use crate::AppState;
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let ring = state.sessions.keys.ring().await?;
     let cache = format!("public, max-age={}", state.jwks_cache_secs);
-    Ok(([(header::CACHE_CONTROL, cache)], Json(ring.published.to_jwks())))
+    Ok(([(header::CACHE_CONTROL, cache)], Json(ring.verifier.keys().to_jwks())))
 }
 
 pub async fn openapi() -> impl IntoResponse {
