@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# Builds the edge worker (Rust → WASM) fully offline into edge/build/. Used by wrangler.toml's
-# [build] command, by scripts/run.sh and by the tests. Skips the build when nothing changed.
+# Builds the edge worker fully offline into edge/build/: the Rust crate to WASM, wasm-bindgen's
+# module glue (with its reset-state function, which the entry uses to rebuild a crashed
+# instance), wasm-opt for size, and esbuild to bundle the JS entry (edge/js/entry.mjs) with the
+# glue. Used by wrangler.toml's [build] command, scripts/run.sh, the tests and the benchmarks.
+# Skips the build when nothing changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
-# worker-build would otherwise download these from the internet.
-export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
-export WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/.bin/wasm-opt}"
-export ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild}"
-cd "$ROOT/edge"
-out=build/index_bg.wasm
-if [ -f build/index.js ] && [ -f "$out" ] && \
-   [ -z "$(find src ../shared/src Cargo.toml ../Cargo.lock -newer "$out" -print -quit)" ]; then
+# The CLI must equal the wasm-bindgen in Cargo.lock (scripts/bootstrap.sh installs it).
+WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
+# npm's binaryen and esbuild: the packages install the binary for this platform.
+WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/.bin/wasm-opt}"
+ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
+cd "$ROOT"
+out=edge/build
+if [ -f "$out/index.js" ] && [ -f "$out/glue_bg.wasm" ] && \
+   [ -z "$(find edge/src edge/js shared/src edge/Cargo.toml shared/Cargo.toml Cargo.lock scripts/build-edge.sh -newer "$out/index.js" -print -quit)" ]; then
   echo "build-edge: edge/build is up to date"
   exit 0
 fi
-worker-build --release
-# worker-build's own wasm-opt pass optimises for speed; a further -Oz pass keeps the bundle
-# under Cloudflare's size budget without touching rustc's inlining.
+cargo build --quiet --release --target wasm32-unknown-unknown -p latch-edge
+rm -rf "$out"
+"$WASM_BINDGEN_BIN" target/wasm32-unknown-unknown/release/latch_edge.wasm --out-dir "$out" \
+  --out-name glue --target module --no-typescript --experimental-reset-state-function
+# -Oz keeps the bundle small without touching rustc's inlining of the verify path.
 "$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types build/index_bg.wasm -o build/index_bg.wasm
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  "$out/glue_bg.wasm" -o "$out/glue_bg.wasm"
+# workerd imports a .wasm module as a compiled WebAssembly.Module: the plain import form.
+sed -i 's/^import source \([A-Za-z_$]*\) from/import \1 from/' "$out/glue.js"
+"$ESBUILD_BIN" edge/js/entry.mjs --bundle --format=esm --log-level=warning \
+  --external:./glue_bg.wasm --external:'cloudflare:*' --outfile="$out/index.js"
+rm -rf "$out/glue.js" "$out/snippets"
+touch "$out/index.js"

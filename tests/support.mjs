@@ -104,6 +104,10 @@ export async function startUpstream() {
       }
       if (url.pathname === "/logout") headers["x-latch-logout"] = "1";
       if (url.pathname === "/bad-login") headers["x-latch-login"] = "{not json";
+      if (url.pathname === "/deep-login") headers["x-latch-login"] = `{"user_id":"x","jwt_payload":${"[".repeat(2000)}`;
+      if (url.pathname === "/big-login") {
+        headers["x-latch-login"] = JSON.stringify({ user_id: "big", jwt_payload: { blob: "x".repeat(5000) } });
+      }
       res.writeHead(200, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify({ method: req.method, path: url.pathname, query: url.search, headers: req.headers, body }));
     });

@@ -1,57 +1,10 @@
-//! The edge's configuration: `wrangler.toml` vars and secrets, read once per isolate and
-//! validated whole. A bad value makes every request answer 500 naming it.
+//! The edge's own configuration: `wrangler.toml` vars and secrets, read once per isolate and
+//! validated whole. Only what is edge-specific lives here (where the origin and the app are, the
+//! route rules, CORS, the blacklist's behaviour, secrets); what edge and origin must agree on
+//! (issuer, audience, cookies, statuses, anti-CSRF rules, token lifetimes) is set at the origin
+//! and fetched from its settings document (`latch_shared::settings`).
 
-use latch_shared::protocol::{parse_same_site, CookiePolicy, SameSite, DEFAULT_REFRESH_PATH};
-use latch_shared::DEFAULT_SESSION_EXPIRED_STATUS;
-
-/// What a path needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Forwarded without identity (client identity headers are still stripped).
-    Public,
-    /// Forwarded with identity when a valid session is present, without it otherwise.
-    Optional,
-    /// Requires a valid session; otherwise answered with a session error.
-    Protected,
-}
-
-/// One path rule: `/exact`, or `/prefix/*` for everything below (and `/prefix` itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    pattern: String,
-    access: Access,
-}
-
-impl Rule {
-    /// Specificity for longest-match ordering.
-    fn matches(&self, path: &str) -> Option<usize> {
-        match self.pattern.strip_suffix("/*") {
-            Some(prefix) => {
-                let below = path.strip_prefix(prefix)?;
-                (below.is_empty() || below.starts_with('/')).then_some(prefix.len())
-            }
-            None => (path == self.pattern).then_some(self.pattern.len() + 1),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Routes {
-    rules: Vec<Rule>,
-    default: Access,
-}
-
-impl Routes {
-    /// The access rule of `path`: the most specific matching rule, else the default.
-    pub fn access(&self, path: &str) -> Access {
-        self.rules
-            .iter()
-            .filter_map(|rule| rule.matches(path).map(|len| (len, rule.access)))
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, access)| access)
-            .unwrap_or(self.default)
-    }
-}
+use latch_shared::engine::{Access, PathRule, Routes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlacklistMode {
@@ -62,32 +15,49 @@ pub enum BlacklistMode {
     FailOpen,
 }
 
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub origin_url: String,
     pub upstream_url: String,
-    pub issuer: String,
-    pub audience: String,
     pub routes: Routes,
-    pub anti_csrf: bool,
     pub blacklist: BlacklistMode,
-    pub cookies: CookiePolicy,
+    /// How long a KV answer about a session is reused in the isolate: part of the revocation
+    /// delay (a session revoked elsewhere is refused at most this long after KV has it).
+    pub blacklist_cache_secs: u64,
     pub signout_path: String,
     pub session_info_path: String,
-    pub session_expired_status: u16,
-    pub jwks_cache_secs: u64,
+    /// How long the origin's settings document (with its keys) is reused before a refetch.
+    pub settings_cache_secs: u64,
     pub jwks_refetch_cooldown_secs: u64,
-    pub blacklist_ttl_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     pub max_header_bytes: usize,
-    pub edge_secret: String,
-    pub app_secret: String,
+    /// A path whose request panics the WASM instance, to test recovery; empty (off) by default.
+    pub crash_test_path: Option<String>,
+    pub edge_secret: Secret,
+    pub app_secret: Secret,
 }
 
 const MIN_SECRET_LEN: usize = 16;
 
 impl EdgeConfig {
-    /// Builds the configuration from a variable lookup (vars and secrets alike).
+    /// Builds the configuration from a variable lookup (vars and secrets alike). The error names
+    /// every bad value; it is for the log, never for clients.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, String> {
         let mut errors: Vec<String> = Vec::new();
         let mut text = |name: &str, default: Option<&str>| -> String {
@@ -101,32 +71,23 @@ impl EdgeConfig {
         };
         let origin_url = text("ORIGIN_URL", None);
         let upstream_url = text("UPSTREAM_URL", None);
-        let issuer = text("ISSUER", Some("latch"));
-        let audience = text("AUDIENCE", Some("latch"));
         let default_route = text("DEFAULT_ROUTE", Some("protected"));
-        let anti_csrf = text("ANTI_CSRF", Some("on"));
         // Not `BLACKLIST`: that name is the KV namespace binding, which would shadow a var.
         let blacklist = text("BLACKLIST_CHECK", Some("on"));
         let blacklist_failure = text("BLACKLIST_FAILURE", Some("closed"));
-        let cookie_secure = text("COOKIE_SECURE", Some("true"));
-        let cookie_same_site = text("COOKIE_SAME_SITE", Some("lax"));
-        let access_token_path = text("ACCESS_TOKEN_PATH", Some("/"));
-        let refresh_path = text("REFRESH_PATH", Some(DEFAULT_REFRESH_PATH));
+        let blacklist_cache = text("BLACKLIST_CACHE_SECS", Some("10"));
         let signout_path = text("SIGNOUT_PATH", Some("/session/signout"));
         let session_info_path = text("SESSION_INFO_PATH", Some("/session/info"));
-        let default_status = DEFAULT_SESSION_EXPIRED_STATUS.to_string();
-        let status = text("SESSION_EXPIRED_STATUS", Some(&default_status));
-        let jwks_cache = text("JWKS_CACHE_SECS", Some("300"));
+        let settings_cache = text("SETTINGS_CACHE_SECS", Some("300"));
         let cooldown = text("JWKS_REFETCH_COOLDOWN_SECS", Some("10"));
-        let blacklist_ttl = text("BLACKLIST_TTL_SECS", Some("3610"));
         let max_header = text("MAX_HEADER_BYTES", Some("16384"));
         let edge_secret = text("EDGE_SECRET", None);
         let app_secret = text("APP_SECRET", None);
-        let cookie_domain = get("COOKIE_DOMAIN").filter(|v| !v.is_empty());
         let cors = get("CORS_ALLOWED_ORIGINS").unwrap_or_default();
         let public = get("PUBLIC_PATHS").unwrap_or_default();
         let optional = get("OPTIONAL_PATHS").unwrap_or_default();
         let protected = get("PROTECTED_PATHS").unwrap_or_default();
+        let crash_test_path = get("CRASH_TEST_PATH").filter(|v| !v.is_empty());
 
         let mut number = |name: &str, value: &str, min: u64, max: u64| -> u64 {
             match value.parse::<u64>() {
@@ -139,10 +100,9 @@ impl EdgeConfig {
                 }
             }
         };
-        let session_expired_status = number("SESSION_EXPIRED_STATUS", &status, 400, 499) as u16;
-        let jwks_cache_secs = number("JWKS_CACHE_SECS", &jwks_cache, 0, 86_400);
+        let blacklist_cache_secs = number("BLACKLIST_CACHE_SECS", &blacklist_cache, 0, 60);
+        let settings_cache_secs = number("SETTINGS_CACHE_SECS", &settings_cache, 0, 86_400);
         let jwks_refetch_cooldown_secs = number("JWKS_REFETCH_COOLDOWN_SECS", &cooldown, 1, 3600);
-        let blacklist_ttl_secs = number("BLACKLIST_TTL_SECS", &blacklist_ttl, 60, 31_536_000);
         let max_header_bytes = number("MAX_HEADER_BYTES", &max_header, 1024, 65_536) as usize;
 
         let mut choice = |name: &str, value: &str, options: &[&str]| -> usize {
@@ -154,30 +114,13 @@ impl EdgeConfig {
         let access_of = [Access::Protected, Access::Optional, Access::Public];
         let default = access_of
             [choice("DEFAULT_ROUTE", &default_route, &["protected", "optional", "public"])];
-        let anti_csrf = choice("ANTI_CSRF", &anti_csrf, &["on", "off"]) == 0;
         let blacklist_on = choice("BLACKLIST_CHECK", &blacklist, &["on", "off"]) == 0;
         let fail_open = choice("BLACKLIST_FAILURE", &blacklist_failure, &["closed", "open"]) == 1;
-        let secure = choice("COOKIE_SECURE", &cookie_secure, &["true", "false"]) == 0;
         let blacklist = match (blacklist_on, fail_open) {
             (false, _) => BlacklistMode::Off,
             (true, false) => BlacklistMode::FailClosed,
             (true, true) => BlacklistMode::FailOpen,
         };
-
-        let same_site = parse_same_site(&cookie_same_site).unwrap_or_else(|err| {
-            errors.push(format!("COOKIE_SAME_SITE: {err}"));
-            SameSite::Lax
-        });
-        let cookies = CookiePolicy {
-            domain: cookie_domain,
-            secure,
-            same_site,
-            access_token_path,
-            refresh_path,
-        };
-        if let Err(err) = cookies.validate() {
-            errors.push(format!("cookies: {err}"));
-        }
 
         for (name, url) in [("ORIGIN_URL", &origin_url), ("UPSTREAM_URL", &upstream_url)] {
             let http = url.starts_with("http://") || url.starts_with("https://");
@@ -205,15 +148,11 @@ impl EdgeConfig {
             ("PROTECTED_PATHS", &protected, Access::Protected),
         ] {
             for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let star = pattern.find('*');
-                let valid = pattern.starts_with('/')
-                    && star.is_none_or(|at| at == pattern.len() - 1 && pattern.ends_with("/*"));
-                if valid {
-                    rules.push(Rule { pattern: pattern.to_owned(), access });
-                } else {
-                    errors.push(format!(
+                match PathRule::new(pattern, access) {
+                    Some(rule) => rules.push(rule),
+                    None => errors.push(format!(
                         "{name}: {pattern:?} must be /exact/path or /prefix/* (one trailing /*)"
-                    ));
+                    )),
                 }
             }
         }
@@ -235,22 +174,18 @@ impl EdgeConfig {
         Ok(EdgeConfig {
             origin_url: origin_url.trim_end_matches('/').to_owned(),
             upstream_url: upstream_url.trim_end_matches('/').to_owned(),
-            issuer,
-            audience,
             routes: Routes { rules, default },
-            anti_csrf,
             blacklist,
-            cookies,
+            blacklist_cache_secs,
             signout_path,
             session_info_path,
-            session_expired_status,
-            jwks_cache_secs,
+            settings_cache_secs,
             jwks_refetch_cooldown_secs,
-            blacklist_ttl_secs,
             cors_allowed_origins,
             max_header_bytes,
-            edge_secret,
-            app_secret,
+            crash_test_path,
+            edge_secret: Secret(edge_secret),
+            app_secret: Secret(app_secret),
         })
     }
 
@@ -285,32 +220,32 @@ mod tests {
         let config = EdgeConfig::from_lookup(lookup(&[])).unwrap();
         assert_eq!(config.upstream_url, "http://127.0.0.1:8080");
         assert_eq!(config.routes.access("/anything"), Access::Protected);
-        assert!(config.anti_csrf);
         assert_eq!(config.blacklist, BlacklistMode::FailClosed);
-        assert!(config.cookies.secure);
-        assert_eq!(config.session_expired_status, 440);
-        assert_eq!(config.cookies.refresh_path, "/session/refresh");
+        assert_eq!(config.blacklist_cache_secs, 10);
+        assert_eq!(config.crash_test_path, None);
     }
 
     #[test]
-    fn most_specific_rule_wins() {
+    fn secrets_never_show_in_debug_output() {
+        let config = EdgeConfig::from_lookup(lookup(&[])).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("edge-secret-0123456789"), "{debug}");
+        assert!(!debug.contains("app-secret-0123456789"), "{debug}");
+    }
+
+    #[test]
+    fn route_rules_come_from_the_three_lists() {
         let config = EdgeConfig::from_lookup(lookup(&[
-            ("PUBLIC_PATHS", "/, /static/*, /login"),
-            ("PROTECTED_PATHS", "/static/private/*, /api/*"),
-            ("OPTIONAL_PATHS", "/api/feed"),
+            ("PUBLIC_PATHS", "/, /static/*"),
+            ("PROTECTED_PATHS", "/static/private/*"),
+            ("OPTIONAL_PATHS", "/feed"),
             ("DEFAULT_ROUTE", "public"),
         ]))
         .unwrap();
-        let routes = &config.routes;
-        assert_eq!(routes.access("/"), Access::Public);
-        assert_eq!(routes.access("/static/app.js"), Access::Public);
-        assert_eq!(routes.access("/static"), Access::Public);
-        assert_eq!(routes.access("/staticky"), Access::Public, "falls to the default");
-        assert_eq!(routes.access("/static/private/x"), Access::Protected);
-        assert_eq!(routes.access("/api/me"), Access::Protected);
-        assert_eq!(routes.access("/api/feed"), Access::Optional);
-        assert_eq!(routes.access("/login"), Access::Public);
-        assert_eq!(routes.access("/login/x"), Access::Public, "default");
+        assert_eq!(config.routes.access("/static/x"), Access::Public);
+        assert_eq!(config.routes.access("/static/private/x"), Access::Protected);
+        assert_eq!(config.routes.access("/feed"), Access::Optional);
+        assert_eq!(config.routes.access("/other"), Access::Public);
     }
 
     #[test]
@@ -318,23 +253,20 @@ mod tests {
         let err = EdgeConfig::from_lookup(lookup(&[
             ("ORIGIN_URL", ""),
             ("UPSTREAM_URL", "ftp://x"),
-            ("ANTI_CSRF", "maybe"),
-            ("SESSION_EXPIRED_STATUS", "200"),
+            ("BLACKLIST_CHECK", "maybe"),
+            ("BLACKLIST_CACHE_SECS", "600"),
             ("PUBLIC_PATHS", "static/*"),
             ("CORS_ALLOWED_ORIGINS", "*"),
-            ("COOKIE_SAME_SITE", "none"),
-            ("COOKIE_SECURE", "false"),
             ("APP_SECRET", "short"),
         ]))
         .unwrap_err();
         for name in [
             "ORIGIN_URL",
             "UPSTREAM_URL",
-            "ANTI_CSRF",
-            "SESSION_EXPIRED_STATUS",
+            "BLACKLIST_CHECK",
+            "BLACKLIST_CACHE_SECS",
             "PUBLIC_PATHS",
             "CORS_ALLOWED_ORIGINS",
-            "SameSite=None",
             "APP_SECRET",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");

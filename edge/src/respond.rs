@@ -1,86 +1,193 @@
-//! Building the edge's own responses: session errors, JSON, cookies, CORS and caching rules.
+//! The edge's own answers: one plain [`Reply`] type for everything the edge says itself (the JS
+//! entry turns it into a `Response` without calling back into WASM), and one [`EdgeError`] with
+//! one conversion to a reply.
 
 use latch_shared::error::{codes, error_body};
 use latch_shared::protocol::{ResponseHeader, EXPOSED_HEADERS, SDK_REQUEST_HEADERS};
+use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
-use worker::{Headers, Request, Response, Result};
+use serde::Serialize;
 
 use crate::config::EdgeConfig;
 
-pub fn json(status: u16, body: &str) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    Ok(Response::ok(body)?.with_status(status).with_headers(headers))
+/// A response the edge writes itself, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
-/// A session error: the configured status, the JSON body, and cleared cookies where the error
-/// ends the session.
-pub fn session_error(config: &EdgeConfig, err: &SessionError) -> Result<Response> {
-    let response = json(err.kind().status(config.session_expired_status), &err.to_json())?;
-    if err.kind().clears_cookies() {
-        append(&response, &config.cookies.clear_headers())?;
+impl Reply {
+    pub fn json(status: u16, body: String) -> Reply {
+        Reply { status, headers: vec![("content-type".into(), "application/json".into())], body }
     }
-    Ok(response)
-}
 
-/// 503 for an origin outage: nothing is cleared, so an outage never logs anyone out.
-pub fn origin_unavailable(detail: &str) -> Result<Response> {
-    worker::console_error!("latch-edge: origin unavailable: {detail}");
-    json(503, &SessionError::general("the session service is unavailable; try again").to_json())
-}
-
-pub fn append(response: &Response, headers: &[ResponseHeader]) -> Result<()> {
-    for header in headers {
-        response.headers().append(&header.name, &header.value)?;
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, headers: Vec::new(), body: String::new() }
     }
-    Ok(())
-}
 
-/// Responses that set cookies must never be stored by a cache.
-pub fn no_store_if_setting_cookies(response: &Response) -> Result<()> {
-    if response.headers().has("set-cookie")? {
-        response.headers().set("cache-control", "no-store")?;
+    /// Adds headers (never replaces: a response carries several `Set-Cookie`s).
+    pub fn with(mut self, headers: &[ResponseHeader]) -> Reply {
+        self.headers.extend(headers.iter().map(|h| (h.name.clone(), h.value.clone())));
+        self
     }
-    Ok(())
+
+    /// Responses that set cookies must never be stored by a cache.
+    pub fn no_store_if_setting_cookies(mut self) -> Reply {
+        if self.headers.iter().any(|(name, _)| name == "set-cookie") {
+            self.headers.push(("cache-control".into(), "no-store".into()));
+        }
+        self
+    }
+
+    /// A session error: the configured status, the JSON body, and cleared cookies where the
+    /// error ends the session.
+    pub fn session_error(settings: &SharedSettings, err: &SessionError) -> Reply {
+        let reply = Reply::json(err.kind().status(settings.session_expired_status), err.to_json());
+        if err.kind().clears_cookies() {
+            reply.with(&settings.cookies.clear_headers()).no_store_if_setting_cookies()
+        } else {
+            reply
+        }
+    }
 }
 
-fn allowed_origin(config: &EdgeConfig, req: &Request) -> Option<String> {
-    let origin = req.headers().get("origin").ok().flatten()?;
-    config.allows_origin(&origin).then_some(origin)
+/// Everything that can go wrong at the edge, with how it is answered.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The session is not acceptable: the seed's errors, with the deployment's status.
+    #[error("{0}")]
+    Session(SessionError),
+    /// The client sent something the edge refuses (bad JSON, too large, bad path).
+    #[error("{message}")]
+    BadRequest { status: u16, code: &'static str, message: String },
+    /// The origin answered a client error that is not a session error (a payload over its
+    /// limit, a bad value): its status and body go back unchanged.
+    #[error("the origin refused the request with {status}")]
+    Refused { status: u16, body: String },
+    /// The origin (or its settings) could not be reached: nothing about the session is known,
+    /// so nothing is cleared and nobody is logged out.
+    #[error("origin unavailable: {0}")]
+    OriginUnavailable(String),
+    /// The app behind the edge could not be reached.
+    #[error("the app is unreachable")]
+    UpstreamUnavailable,
+    /// A bug or a bad configuration: logged in full, answered generically.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<SessionError> for EdgeError {
+    fn from(err: SessionError) -> Self {
+        EdgeError::Session(err)
+    }
+}
+
+impl From<worker::Error> for EdgeError {
+    fn from(err: worker::Error) -> Self {
+        EdgeError::Internal(err.to_string())
+    }
+}
+
+impl EdgeError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        EdgeError::BadRequest { status: 400, code: codes::BAD_REQUEST, message: message.into() }
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        EdgeError::BadRequest {
+            status: 413,
+            code: codes::PAYLOAD_TOO_LARGE,
+            message: message.into(),
+        }
+    }
+
+    /// The one conversion to what the client sees. Internal details go to the log only.
+    pub fn into_reply(self, settings: Option<&SharedSettings>) -> Reply {
+        match self {
+            EdgeError::Session(err) => match settings {
+                Some(settings) => Reply::session_error(settings, &err),
+                None => Reply::json(503, unavailable_body()),
+            },
+            EdgeError::BadRequest { status, code, message } => {
+                Reply::json(status, error_body(code, &message))
+            }
+            EdgeError::Refused { status, body } => Reply::json(status, body),
+            EdgeError::OriginUnavailable(detail) => {
+                worker::console_error!("latch-edge: origin unavailable: {detail}");
+                Reply::json(503, unavailable_body())
+            }
+            EdgeError::UpstreamUnavailable => {
+                Reply::json(502, SessionError::general("the app is unreachable").to_json())
+            }
+            EdgeError::Internal(detail) => {
+                worker::console_error!("latch-edge: internal error: {detail}");
+                internal_error()
+            }
+        }
+    }
+}
+
+fn unavailable_body() -> String {
+    SessionError::general("the session service is unavailable; try again").to_json()
+}
+
+/// The generic 500: what a client sees of a bug, a bad configuration or a crashed instance.
+pub fn internal_error() -> Reply {
+    Reply::json(500, SessionError::general("edge error").to_json())
 }
 
 /// CORS headers for an allowed cross-origin page: credentials, and the SDK's headers exposed.
-pub fn cors(config: &EdgeConfig, origin: Option<&str>, response: &Response) -> Result<()> {
-    if let Some(origin) = origin.filter(|origin| config.allows_origin(origin)) {
-        let headers = response.headers();
-        headers.set("access-control-allow-origin", origin)?;
-        headers.set("access-control-allow-credentials", "true")?;
-        headers.set("access-control-expose-headers", EXPOSED_HEADERS)?;
-        headers.append("vary", "Origin")?;
+pub fn cors_headers(config: &EdgeConfig, origin: Option<&str>) -> Vec<(String, String)> {
+    match origin.filter(|origin| config.allows_origin(origin)) {
+        Some(origin) => vec![
+            ("access-control-allow-origin".into(), origin.to_owned()),
+            ("access-control-allow-credentials".into(), "true".into()),
+            ("access-control-expose-headers".into(), EXPOSED_HEADERS.into()),
+            ("vary".into(), "Origin".into()),
+        ],
+        None => Vec::new(),
     }
-    Ok(())
 }
 
 /// Answers a CORS preflight: allowed origins get the SDK's headers and credentials; others get
 /// a 403 without any CORS header.
-pub fn preflight(config: &EdgeConfig, req: &Request) -> Result<Response> {
-    let Some(origin) = allowed_origin(config, req) else {
-        return json(403, &error_body(codes::FORBIDDEN, "origin not allowed"));
+pub fn preflight(
+    config: &EdgeConfig,
+    origin: Option<&str>,
+    requested_method: Option<&str>,
+    requested_headers: Option<&str>,
+) -> Reply {
+    let Some(origin) = origin.filter(|origin| config.allows_origin(origin)) else {
+        return Reply::json(403, error_body(codes::FORBIDDEN, "origin not allowed"));
     };
-    let requested = req.headers().get("access-control-request-headers")?.unwrap_or_default();
+    let is_token = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    };
     let mut allowed = SDK_REQUEST_HEADERS.to_owned();
-    for header in requested.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-        if !allowed.split(", ").any(|a| a.eq_ignore_ascii_case(header)) {
+    for header in requested_headers.unwrap_or_default().split(',').map(str::trim) {
+        if is_token(header) && !allowed.split(", ").any(|a| a.eq_ignore_ascii_case(header)) {
             allowed.push_str(", ");
             allowed.push_str(header);
         }
     }
-    let headers = Headers::new();
-    headers.set("access-control-allow-origin", &origin)?;
-    headers.set("access-control-allow-credentials", "true")?;
-    headers.set("access-control-allow-methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")?;
-    headers.set("access-control-allow-headers", &allowed)?;
-    headers.set("access-control-max-age", "600")?;
-    headers.set("vary", "Origin")?;
-    Ok(Response::empty()?.with_status(204).with_headers(headers))
+    // Any method the page asks for: WebDAV and custom methods pass the edge like the usual ones.
+    let mut methods = String::from("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    if let Some(method) = requested_method.filter(|m| is_token(m)) {
+        if !methods.split(", ").any(|m| m == method) {
+            methods.push_str(", ");
+            methods.push_str(method);
+        }
+    }
+    let mut reply = Reply::empty(204);
+    reply.headers = vec![
+        ("access-control-allow-origin".into(), origin.to_owned()),
+        ("access-control-allow-credentials".into(), "true".into()),
+        ("access-control-allow-methods".into(), methods),
+        ("access-control-allow-headers".into(), allowed),
+        ("access-control-max-age".into(), "600".into()),
+        ("vary".into(), "Origin".into()),
+    ];
+    reply
 }

@@ -5,16 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latch_shared::access::{self, SessionClaims, VerifyError};
+use chrono::{DateTime, Utc};
+use latch_shared::access::{self, SessionClaims, VerifiedAccessToken, VerifyError};
 use latch_shared::api::{
-    validate_user_id, CreateSessionRequest, ExpiringToken, IssuedSession, RevokeResponse,
+    paths, validate_user_id, CreateSessionRequest, ExpiringToken, IssuedSession, RevokeResponse,
     SessionTokens, SessionView, VerifyRequest, VerifyResponse,
 };
-use latch_shared::csrf::{anti_csrf_matches, AntiCsrfToken};
+use latch_shared::csrf::AntiCsrfToken;
+use latch_shared::engine::{self, AntiCsrfPolicy, Credential, RequestFacts};
 use latch_shared::protocol::CookiePolicy;
 use latch_shared::refresh::{
     generate_id_refresh_token, RefreshToken, RotationKey, SessionHandle, TokenHash,
 };
+use latch_shared::settings::SharedSettings;
 use latch_shared::{SessionError, TheftDetails};
 use rand::rngs::OsRng;
 use serde_json::Value;
@@ -64,6 +67,31 @@ fn parse_json(text: Option<String>, what: &str) -> ApiResult<Option<Value>> {
     text.map(|text| serde_json::from_str(&text))
         .transpose()
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored {what} is not JSON: {err}")))
+}
+
+/// The origin's side of the request engine: a verify request is a cookie-borne token with the
+/// seed's per-call flag (`enforce_anti_csrf`), checked whatever the method. `verified` is the
+/// signature check of `request.access_token`. No I/O.
+pub fn check_access_token(
+    request: &VerifyRequest,
+    policy: &AntiCsrfPolicy,
+    verified: Result<VerifiedAccessToken, VerifyError>,
+    now: DateTime<Utc>,
+) -> Result<VerifiedAccessToken, SessionError> {
+    let facts = RequestFacts {
+        method: "POST",
+        path: paths::VERIFY,
+        anti_csrf: request.anti_csrf_token.as_deref(),
+        ..RequestFacts::default()
+    };
+    let credential = Credential::Cookie(request.access_token.clone());
+    engine::admit(
+        &facts,
+        &credential,
+        verified,
+        policy.check_for_flag(request.enforce_anti_csrf),
+        now,
+    )
 }
 
 /// Handles come from URLs; refuse anything that is not one before touching the database.
@@ -260,25 +288,17 @@ impl SessionService {
         Err(SessionError::theft(theft).into())
     }
 
-    /// The strong check: a valid token whose session still exists.
+    /// The strong check: the shared engine's rules, then that the session still exists.
     pub async fn verify(&self, request: VerifyRequest) -> ApiResult<VerifyResponse> {
         let now = self.clock.now();
-        let mut ring = self.keys.ring().await?;
+        let ring = self.keys.ring().await?;
         let mut verified = ring.verifier.verify(&request.access_token, now);
         if let Err(VerifyError::UnknownKey { .. }) = verified {
             // Another instance may have rotated since this one last looked.
-            ring = self.keys.maintain().await?;
+            let ring = self.keys.maintain().await?;
             verified = ring.verifier.verify(&request.access_token, now);
         }
-        let verified = verified.map_err(SessionError::from)?;
-        if request.enforce_anti_csrf && self.settings.anti_csrf {
-            let expected = verified.claims.csrf.as_deref().unwrap_or_default();
-            if expected.is_empty()
-                || !anti_csrf_matches(expected, request.anti_csrf_token.as_deref())
-            {
-                return Err(SessionError::try_refresh("anti-csrf check failed").into());
-            }
-        }
+        let verified = check_access_token(&request, &self.anti_csrf_policy(), verified, now)?;
         let exists = sqlx::query("SELECT 1 FROM sessions WHERE handle = $1 AND expires_at > $2")
             .bind(&verified.claims.sid)
             .bind(now.timestamp_millis())
@@ -296,6 +316,24 @@ impl SessionService {
             },
             access_token_expires_at: verified.expires_at.timestamp_millis(),
         })
+    }
+
+    /// The settings document the edge fetches (`latch_shared::settings`).
+    pub fn shared_settings(&self, ring: &KeyRing, session_expired_status: u16) -> SharedSettings {
+        SharedSettings {
+            issuer: self.settings.issuer.clone(),
+            audience: self.settings.audience.clone(),
+            cookies: self.cookies.clone(),
+            session_expired_status,
+            anti_csrf: self.anti_csrf_policy(),
+            access_token_lifetime_secs: self.settings.access_token_lifetime.as_secs(),
+            jwks: ring.verifier.keys().to_jwks(),
+        }
+    }
+
+    /// The deployment's anti-CSRF rules, as published to the edge.
+    pub fn anti_csrf_policy(&self) -> AntiCsrfPolicy {
+        AntiCsrfPolicy { enabled: self.settings.anti_csrf, ..AntiCsrfPolicy::default() }
     }
 
     pub async fn session_info(&self, handle: &SessionHandle) -> ApiResult<Option<Value>> {

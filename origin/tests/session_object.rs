@@ -6,7 +6,6 @@ mod common;
 use axum::http::{HeaderMap, Method, StatusCode};
 use common::*;
 use latch_shared::app::{Latch, Verification};
-use latch_shared::protocol::CookiePolicy;
 use latch_shared::ErrorKind;
 use serde_json::json;
 
@@ -40,15 +39,7 @@ async fn direct_verification_and_session_calls(store: Store) {
     // there. A zero JWKS cache time lets a rotation take effect at once.
     let origin = Origin::start_with(&store, |c| c.jwks_cache = std::time::Duration::ZERO).await;
     let url = serve(&origin).await;
-    let latch = Latch::new(
-        &url,
-        API_KEY,
-        Verification::Direct {
-            issuer: "latch".into(),
-            audience: "latch".into(),
-            cookies: CookiePolicy::default(),
-        },
-    );
+    let latch = Latch::new(&url, API_KEY, Verification::Direct);
     let issued = latch
         .create_new_session("sam", Some(json!({"tier": "gold"})), Some(json!(1)))
         .await

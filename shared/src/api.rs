@@ -18,6 +18,8 @@ pub mod paths {
     /// `/v1/users/{user_id}/sessions`: GET lists handles, DELETE revokes all.
     pub const USER_SESSIONS: &str = "/v1/users/{user_id}/sessions";
     pub const JWKS: &str = "/.well-known/jwks.json";
+    /// The settings edge and origin share, with the keys (`crate::settings::SharedSettings`).
+    pub const SETTINGS: &str = "/.well-known/latch-settings.json";
     /// POST: start signing with a new key as soon as the JWKS publish lead allows.
     pub const ROTATE_KEYS: &str = "/v1/keys/rotate";
     pub const OPENAPI: &str = "/openapi.json";
@@ -56,6 +58,10 @@ pub mod paths {
             .collect()
     }
 }
+
+/// Largest request body the origin accepts, and the edge forwards to it (session info and JWT
+/// payloads included).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Longest user id accepted, in bytes.
 pub const MAX_USER_ID_LEN: usize = 255;

@@ -6,9 +6,9 @@
 //! Two ways to verify:
 //! - [`Verification::BehindEdge`]: the edge already verified the token; the app checks the
 //!   edge's HMAC proof on the identity headers. No network, no token parsing.
-//! - [`Verification::Direct`]: no edge in front; the app verifies the access token itself
-//!   against the origin's JWKS (fetched once, cached, refetched on an unknown `kid`), with the
-//!   seed's cookie and anti-CSRF rules.
+//! - [`Verification::Direct`]: no edge in front; the app verifies the access token itself on
+//!   the shared request engine, with the origin's published settings and keys (fetched once,
+//!   cached, refetched on an unknown `kid`, kept while the origin is unreachable).
 //!
 //! With the `axum` feature, [`Session`] is an extractor and [`SessionError`] a response.
 
@@ -20,14 +20,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::access::{Verifier, VerifyError};
+use crate::access::{VerifiedAccessToken, Verifier, VerifyError};
 use crate::api::{
     paths, CreateSessionRequest, IssuedSession, RevokeResponse, SessionHandles, SessionInfo,
 };
-use crate::csrf::anti_csrf_matches;
+use crate::engine::{self, AntiCsrfPolicy, RequestFacts};
 use crate::identity::{Identity, LOGOUT_HEADER};
-use crate::keys::{Jwks, KeySet};
-use crate::protocol::{CookiePolicy, ResponseHeader, SessionCookies, ANTI_CSRF_HEADER};
+use crate::keys::KeySet;
+use crate::protocol::{ResponseHeader, ANTI_CSRF_HEADER};
+use crate::settings::SharedSettings;
 use crate::{ErrorKind, SessionError};
 
 /// How requests are verified.
@@ -35,19 +36,26 @@ use crate::{ErrorKind, SessionError};
 pub enum Verification {
     /// Behind the Latch edge: check the `x-latch-proof` HMAC with the shared app secret.
     BehindEdge { app_secret: Vec<u8> },
-    /// No edge: verify access tokens against the origin's JWKS.
-    Direct { issuer: String, audience: String, cookies: CookiePolicy },
+    /// No edge: verify access tokens with the origin's published settings and keys
+    /// (`/.well-known/latch-settings.json`: issuer, audience, cookies, anti-CSRF rules).
+    Direct,
 }
 
-const JWKS_CACHE: Duration = Duration::from_secs(300);
-const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
+const SETTINGS_CACHE: Duration = Duration::from_secs(300);
+const KEY_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// The origin's settings and a verifier for its keys, as fetched.
+struct Published {
+    settings: SharedSettings,
+    verifier: Verifier,
+}
 
 struct Inner {
     origin_url: String,
     api_key: String,
     verification: Verification,
     http: reqwest::Client,
-    keys: Mutex<Option<(Arc<Verifier>, Instant)>>,
+    published: Mutex<Option<(Arc<Published>, Instant)>>,
     last_refetch: Mutex<Option<Instant>>,
 }
 
@@ -74,7 +82,7 @@ impl Latch {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("the HTTP client builds"),
-            keys: Mutex::new(None),
+            published: Mutex::new(None),
             last_refetch: Mutex::new(None),
         }))
     }
@@ -132,22 +140,42 @@ impl Latch {
         })
     }
 
-    async fn verifier(&self, refetch: bool) -> Result<Arc<Verifier>, SessionError> {
-        let Verification::Direct { issuer, audience, .. } = &self.0.verification else {
-            unreachable!("only direct verification uses keys");
-        };
-        if !refetch {
-            if let Some((verifier, at)) = self.0.keys.lock().expect("not poisoned").clone() {
-                if at.elapsed() < JWKS_CACHE {
-                    return Ok(verifier);
-                }
+    /// The origin's settings and keys: cached for a while, refetched on demand; when the origin
+    /// cannot be reached, the last ones stay in use (tokens they verify were validly signed).
+    async fn published(&self, refetch: bool) -> Result<Arc<Published>, SessionError> {
+        let cached = self.0.published.lock().expect("not poisoned").clone();
+        if let Some((published, at)) = &cached {
+            if !refetch && at.elapsed() < SETTINGS_CACHE {
+                return Ok(published.clone());
             }
         }
-        let jwks: Jwks = self.call(reqwest::Method::GET, paths::JWKS, None::<&()>).await?;
-        let keys = KeySet::from_jwks(&jwks).map_err(general)?;
-        let verifier = Arc::new(Verifier::new(keys, issuer.clone(), audience.clone()));
-        *self.0.keys.lock().expect("not poisoned") = Some((verifier.clone(), Instant::now()));
-        Ok(verifier)
+        let fetched = async {
+            let settings: SharedSettings =
+                self.call(reqwest::Method::GET, paths::SETTINGS, None::<&()>).await?;
+            settings.validate().map_err(general)?;
+            let keys = KeySet::from_jwks(&settings.jwks).map_err(general)?;
+            let verifier = Verifier::new(keys, settings.issuer.clone(), settings.audience.clone());
+            Ok::<_, SessionError>(Arc::new(Published { settings, verifier }))
+        }
+        .await;
+        match (fetched, cached) {
+            (Ok(published), _) => {
+                *self.0.published.lock().expect("not poisoned") =
+                    Some((published.clone(), Instant::now()));
+                Ok(published)
+            }
+            (Err(_), Some((stale, _))) => Ok(stale),
+            (Err(err), None) => Err(err),
+        }
+    }
+
+    fn refetch_allowed(&self) -> bool {
+        let mut last = self.0.last_refetch.lock().expect("not poisoned");
+        let allowed = last.is_none_or(|at| at.elapsed() >= KEY_REFETCH_COOLDOWN);
+        if allowed {
+            *last = Some(Instant::now());
+        }
+        allowed
     }
 
     async fn verify_directly(
@@ -156,44 +184,32 @@ impl Latch {
         method: &Method,
         enable_csrf_protection: bool,
     ) -> Result<Identity, SessionError> {
-        let cookie_header = headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let cookies = SessionCookies::from_cookie_header(&cookie_header)
-            .map_err(|err| SessionError::unauthorised(err.to_string()))?;
-        if cookies.id_refresh_token.is_none() {
-            return Err(SessionError::unauthorised("no session: sign in"));
-        }
-        let token = cookies
-            .access_token
-            .ok_or_else(|| SessionError::try_refresh("access token missing in cookies"))?;
         let now = chrono::Utc::now();
-        let mut verified = self.verifier(false).await?.verify(&token, now);
-        if let Err(VerifyError::UnknownKey { .. }) = verified {
-            let allowed = {
-                let mut last = self.0.last_refetch.lock().expect("not poisoned");
-                let allowed = last.is_none_or(|at| at.elapsed() >= JWKS_REFETCH_COOLDOWN);
-                if allowed {
-                    *last = Some(Instant::now());
-                }
-                allowed
-            };
-            if allowed {
-                verified = self.verifier(true).await?.verify(&token, now);
-            }
+        let request = RequestHeaders::read(headers, method);
+        let mut published = self.published(false).await?;
+        let mut unknown_key = false;
+        let mut verified = check_request(
+            &request.facts(),
+            &published.settings.anti_csrf,
+            enable_csrf_protection,
+            now,
+            |token| {
+                let result = published.verifier.verify(token, now);
+                unknown_key = matches!(result, Err(VerifyError::UnknownKey { .. }));
+                result
+            },
+        );
+        if unknown_key && self.refetch_allowed() {
+            published = self.published(true).await?;
+            verified = check_request(
+                &request.facts(),
+                &published.settings.anti_csrf,
+                enable_csrf_protection,
+                now,
+                |token| published.verifier.verify(token, now),
+            );
         }
-        let verified = verified.map_err(SessionError::from)?;
-        if enable_csrf_protection && crate::csrf::method_needs_anti_csrf(method.as_str()) {
-            if let Some(expected) = verified.claims.csrf.as_deref() {
-                let presented = headers.get(ANTI_CSRF_HEADER).and_then(|v| v.to_str().ok());
-                if !anti_csrf_matches(expected, presented) {
-                    return Err(SessionError::try_refresh("anti-csrf check failed"));
-                }
-            }
-        }
+        let verified = verified?;
         Ok(Identity {
             user_id: verified.claims.sub,
             session_handle: verified.claims.sid,
@@ -262,15 +278,79 @@ impl Latch {
         Ok(handles.handles)
     }
 
-    fn clear_headers(&self) -> Vec<ResponseHeader> {
-        match &self.0.verification {
+    async fn clear_headers(&self) -> Result<Vec<ResponseHeader>, SessionError> {
+        Ok(match &self.0.verification {
             // The edge owns the cookies: it clears them (and blacklists) on this instruction.
             Verification::BehindEdge { .. } => {
                 vec![ResponseHeader { name: LOGOUT_HEADER.into(), value: "1".into() }]
             }
-            Verification::Direct { cookies, .. } => cookies.clear_headers(),
+            Verification::Direct => self.published(false).await?.settings.cookies.clear_headers(),
+        })
+    }
+}
+
+/// The request headers the engine reads, copied out of an `http` request.
+struct RequestHeaders {
+    method: String,
+    cookie: String,
+    authorization: Option<String>,
+    anti_csrf: Option<String>,
+}
+
+impl RequestHeaders {
+    fn read(headers: &HeaderMap, method: &Method) -> Self {
+        let text = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+        RequestHeaders {
+            method: method.as_str().to_owned(),
+            // Several Cookie headers (HTTP/2) are one list.
+            cookie: headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect::<Vec<_>>()
+                .join("; "),
+            authorization: text(http::header::AUTHORIZATION.as_str()).map(str::to_owned),
+            anti_csrf: text(ANTI_CSRF_HEADER).map(str::to_owned),
         }
     }
+
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts {
+            method: &self.method,
+            path: "",
+            cookie: Some(&self.cookie),
+            authorization: self.authorization.as_deref(),
+            anti_csrf: self.anti_csrf.as_deref(),
+        }
+    }
+}
+
+/// The Session object's side of the request engine, with no I/O: the seed's `getSession`
+/// with its per-call flag (checked whatever the method, as in the seed), on the request's facts
+/// and the signature check of the token it presents.
+pub fn check_request(
+    facts: &RequestFacts<'_>,
+    policy: &AntiCsrfPolicy,
+    enable_csrf_protection: bool,
+    now: chrono::DateTime<chrono::Utc>,
+    verify: impl FnOnce(&str) -> Result<VerifiedAccessToken, VerifyError>,
+) -> Result<VerifiedAccessToken, SessionError> {
+    engine::authenticate(facts, policy.check_for_flag(enable_csrf_protection), now, verify)
+}
+
+/// [`check_request`] on an `http` request's headers.
+pub fn check_http_request(
+    headers: &HeaderMap,
+    method: &Method,
+    policy: &AntiCsrfPolicy,
+    enable_csrf_protection: bool,
+    now: chrono::DateTime<chrono::Utc>,
+    verifier: &Verifier,
+) -> Result<VerifiedAccessToken, SessionError> {
+    let request = RequestHeaders::read(headers, method);
+    check_request(&request.facts(), policy, enable_csrf_protection, now, |token| {
+        verifier.verify(token, now)
+    })
 }
 
 /// A verified session: what the app's handler works with.
@@ -325,7 +405,7 @@ impl Session {
     /// returns the headers that clear its cookies.
     pub async fn revoke_session(&self) -> Result<ClearSession, SessionError> {
         self.latch.revoke_session_using_session_handle(&self.handle).await?;
-        Ok(ClearSession(self.latch.clear_headers()))
+        Ok(ClearSession(self.latch.clear_headers().await?))
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`keys`]: Ed25519 keys, JWKs and the key set a verifier trusts.
 //! - [`refresh`]: session handles, refresh tokens, their storage hashes and rotation.
 //! - [`csrf`]: anti-CSRF tokens and their constant-time check.
+//! - [`engine`]: the request engine — the one set of rules that admits or refuses a request.
+//! - [`settings`]: the settings the origin publishes for the edge (cookies, statuses, rules).
 //! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x).
 //! - [`error`]: the four session errors and their one JSON body.
 //! - [`api`]: the origin's HTTP API types.
@@ -22,10 +24,12 @@ pub mod api;
 #[cfg(feature = "app")]
 pub mod app;
 pub mod csrf;
+pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod keys;
 pub mod protocol;
 pub mod refresh;
+pub mod settings;
 
 pub use error::{ErrorKind, SessionError, TheftDetails, DEFAULT_SESSION_EXPIRED_STATUS};

@@ -42,12 +42,15 @@ impl ResponseHeader {
     }
 }
 
-/// How session cookies are written: one policy per deployment, shared by edge and origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How session cookies are written: one policy per deployment, set at the origin and published
+/// to the edge (`crate::settings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CookiePolicy {
     /// `Domain` attribute; `None` makes host-only cookies (the safer default).
+    #[serde(default)]
     pub domain: Option<String>,
     pub secure: bool,
+    #[serde(with = "same_site_text")]
     pub same_site: SameSite,
     /// `Path` of the access-token and id-refresh-token cookies.
     pub access_token_path: String,
@@ -81,6 +84,25 @@ pub enum CookiePolicyError {
     BadDomain(String),
     #[error("SameSite must be lax, strict or none, not {0:?}")]
     BadSameSite(String),
+}
+
+/// SameSite as `lax`, `strict` or `none` in the settings document.
+mod same_site_text {
+    use super::{parse_same_site, SameSite};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &SameSite, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match value {
+            SameSite::Strict => "strict",
+            SameSite::Lax => "lax",
+            SameSite::None => "none",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SameSite, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_same_site(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Parses a SameSite setting: `lax`, `strict` or `none`, in any case.

@@ -18,8 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::{ApiError, SessionErrorStatus};
 use crate::AppState;
 
-/// Largest request body accepted (session info and JWT payloads included).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use latch_shared::api::MAX_BODY_BYTES;
 
 /// `Json` whose rejections are [`ApiError`]s, so bad bodies get the API's JSON error shape.
 #[derive(FromRequest)]
@@ -42,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::USER_SESSIONS, get(users::list).delete(users::revoke_all))
         .route(paths::ROTATE_KEYS, post(public::rotate_keys))
         .route(paths::JWKS, get(public::jwks))
+        .route(paths::SETTINGS, get(public::settings))
         .route(paths::OPENAPI, get(public::openapi))
         .route(paths::HEALTH, get(public::health))
         .route(paths::READY, get(public::ready))

@@ -15,6 +15,15 @@ pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse>
     Ok(([(header::CACHE_CONTROL, cache)], Json(ring.verifier.keys().to_jwks())))
 }
 
+/// The settings the edge must share with the origin, with the public keys: one document the
+/// edge caches like the JWKS, for as long.
+pub async fn settings(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let ring = state.sessions.keys.ring().await?;
+    let cache = format!("public, max-age={}", state.jwks_cache_secs);
+    let document = state.sessions.shared_settings(&ring, state.session_expired_status);
+    Ok(([(header::CACHE_CONTROL, cache)], Json(document)))
+}
+
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], include_str!("../../openapi.json"))
 }

@@ -1,0 +1,199 @@
+//! The edge's one decision per request, made from plain data with no I/O: the JS entry passes
+//! the request's facts in once and acts on the [`Decision`] it gets back. The rules themselves
+//! are the shared request engine's (`latch_shared::engine`); this module only adds what is the
+//! edge's: which endpoint a path is, the route rules, the caches and the blacklist.
+
+use chrono::{DateTime, Utc};
+use latch_shared::access::{VerifiedAccessToken, VerifyError};
+use latch_shared::api::{blacklist_key, paths};
+use latch_shared::engine::{self, Access, RequestFacts};
+use latch_shared::error::codes;
+use latch_shared::protocol::MAX_COOKIE_HEADER_LEN;
+use latch_shared::SessionError;
+use serde::Serialize;
+
+use crate::isolate::{BlacklistStatus, Isolate, SettingsState};
+use crate::respond::{cors_headers, EdgeError, Reply};
+
+/// A request as the JS entry hands it over.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EdgeRequest<'a> {
+    pub facts: RequestFacts<'a>,
+    /// The `Origin` header, for CORS.
+    pub origin: Option<&'a str>,
+    /// Whether `Access-Control-Request-Method` was sent (a CORS preflight).
+    pub preflight: bool,
+}
+
+/// What the JS entry does with the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub enum Decision {
+    /// Forward to the app, unchanged but for client `x-latch-*` headers (always stripped) and
+    /// `set` (the verified identity); `response` headers are added to the app's answer. When
+    /// `blacklist` names a session, KV's `key` is read first and reported back.
+    Forward {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        set: Vec<(String, String)>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        response: Vec<(String, String)>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        blacklist: Option<BlacklistRead>,
+    },
+    /// Answer with this, without the app.
+    Respond(Reply),
+    /// A session endpoint (refresh, signout, session info, the origin's blacklist hook, a CORS
+    /// preflight): hand the whole request to the async `endpoint` export.
+    Endpoint,
+    /// Load the origin's settings (`fresh`: bypass the shared cache, for an unknown key), then
+    /// decide again.
+    LoadSettings { fresh: bool },
+}
+
+/// A KV read the entry must make before forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlacklistRead {
+    pub key: String,
+    pub session: String,
+}
+
+impl Decision {
+    fn forward(response: Vec<(String, String)>) -> Decision {
+        Decision::Forward { set: Vec::new(), response, blacklist: None }
+    }
+}
+
+/// Decides what `request` gets at time `now`.
+pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Utc>) -> Decision {
+    let config = isolate.config.clone();
+    let facts = &request.facts;
+    let now_ms = now.timestamp_millis() as f64;
+    if config.crash_test_path.as_deref() == Some(facts.path) {
+        panic!("crash test: {} was requested", facts.path);
+    }
+    if let Err(reply) = check_header_sizes(facts, config.max_header_bytes) {
+        return Decision::Respond(reply);
+    }
+    let endpoint = (facts.method == "OPTIONS" && request.preflight)
+        || (facts.path == config.signout_path && facts.method == "POST")
+        || (facts.path == config.session_info_path && matches!(facts.method, "GET" | "PUT"))
+        || facts.path == paths::EDGE_BLACKLIST;
+    if endpoint {
+        return Decision::Endpoint;
+    }
+    let access = config.routes.access(facts.path);
+    let cors = cors_headers(&config, request.origin);
+    let settings = match isolate.settings_state(now_ms) {
+        SettingsState::Due => return Decision::LoadSettings { fresh: false },
+        SettingsState::Ready => isolate.settings().expect("ready settings are loaded"),
+        // A public route needs nothing from the origin; the rest cannot be checked.
+        SettingsState::Unavailable if access == Access::Public => {
+            return Decision::forward(cors);
+        }
+        SettingsState::Unavailable => {
+            let reply = EdgeError::OriginUnavailable("no settings yet".into()).into_reply(None);
+            return Decision::Respond(with_cors(reply, cors));
+        }
+    };
+    if facts.path == settings.cookies.refresh_path && facts.method == "POST" {
+        return Decision::Endpoint;
+    }
+    if access == Access::Public {
+        return Decision::forward(cors);
+    }
+    let (token, verified) = match authenticate(isolate, facts, now) {
+        Ok(verified) => verified,
+        Err(Refusal::NeedKeys) => return Decision::LoadSettings { fresh: true },
+        Err(Refusal::Session(_)) if access == Access::Optional => return Decision::forward(cors),
+        Err(Refusal::Session(err)) => {
+            return Decision::Respond(with_cors(Reply::session_error(&settings, &err), cors));
+        }
+    };
+    let handle = verified.claims.sid.clone();
+    let blacklist = match config.blacklist {
+        crate::config::BlacklistMode::Off => None,
+        _ => match isolate.blacklist_status(&handle, now_ms) {
+            BlacklistStatus::Revoked => {
+                let err = SessionError::unauthorised("session has been revoked");
+                return match access {
+                    Access::Optional => Decision::forward(cors),
+                    _ => Decision::Respond(with_cors(Reply::session_error(&settings, &err), cors)),
+                };
+            }
+            BlacklistStatus::Clear => None,
+            BlacklistStatus::Due => {
+                Some(BlacklistRead { key: blacklist_key(&handle), session: handle })
+            }
+        },
+    };
+    let set = isolate.identity_headers(&token, &verified, now);
+    Decision::Forward { set, response: cors, blacklist }
+}
+
+/// Why a request's session was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The engine's answer.
+    Session(SessionError),
+    /// The token names a key this isolate does not have, and a refetch is allowed: load the
+    /// origin's keys and check again.
+    NeedKeys,
+}
+
+/// The engine's check (`latch_shared::engine`) with this isolate's cache of verified
+/// signatures and, on an unknown key, a refetch of the origin's keys at most once per cooldown.
+/// Returns the token and its verification.
+pub fn authenticate(
+    isolate: &mut Isolate,
+    facts: &RequestFacts<'_>,
+    now: DateTime<Utc>,
+) -> Result<(String, VerifiedAccessToken), Refusal> {
+    let credential = engine::credential(facts).map_err(Refusal::Session)?;
+    let token = credential.token().to_owned();
+    let loaded = isolate.loaded.as_ref().expect("settings are loaded before authenticating");
+    let check = loaded.settings.anti_csrf.check_for(facts.path);
+    let verified = match isolate.cached_verification(&token) {
+        Some(verified) => Ok(verified),
+        None => {
+            let result = loaded.verifier.verify(&token, now);
+            match &result {
+                Ok(verified) => isolate.remember_verification(&token, verified.clone()),
+                Err(VerifyError::UnknownKey { .. })
+                    if isolate.unknown_kid_refetch_allowed(now.timestamp_millis() as f64) =>
+                {
+                    return Err(Refusal::NeedKeys);
+                }
+                Err(_) => {}
+            }
+            result
+        }
+    };
+    match engine::admit(facts, &credential, verified, check, now) {
+        Ok(verified) => Ok((token, verified)),
+        Err(err) => Err(Refusal::Session(err)),
+    }
+}
+
+fn with_cors(mut reply: Reply, cors: Vec<(String, String)>) -> Reply {
+    reply.headers.extend(cors);
+    reply
+}
+
+/// The headers the edge reads are bounded: a huge `Cookie` or `Authorization` gets a clear 431
+/// instead of being parsed.
+fn check_header_sizes(facts: &RequestFacts<'_>, max_header_bytes: usize) -> Result<(), Reply> {
+    let too_large = facts.cookie.is_some_and(|cookie| cookie.len() > MAX_COOKIE_HEADER_LEN)
+        || [facts.authorization, facts.anti_csrf]
+            .into_iter()
+            .flatten()
+            .any(|value| value.len() > max_header_bytes);
+    if too_large {
+        return Err(EdgeError::BadRequest {
+            status: 431,
+            code: codes::HEADER_TOO_LARGE,
+            message: "a request header is too large".into(),
+        }
+        .into_reply(None));
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The session endpoints the edge serves itself: refresh, signout and session info (each one
+//! origin call), the origin's blacklist hook, and CORS preflights.
+
+use std::rc::Rc;
+
+use futures_util::StreamExt;
+use latch_shared::api::{paths, BlacklistRequest, MAX_BODY_BYTES};
+use latch_shared::engine::RequestFacts;
+use latch_shared::protocol::{SessionCookies, ANTI_CSRF_HEADER};
+use latch_shared::settings::SharedSettings;
+use latch_shared::SessionError;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use worker::{Env, Method, Request, Response};
+
+use crate::config::EdgeConfig;
+use crate::decide::{self, Refusal};
+use crate::respond::{cors_headers, preflight, EdgeError, Reply};
+use crate::{blacklist, js_now, origin, to_response, with_isolate};
+
+/// Serves one endpoint request, with CORS headers for allowed origins.
+pub async fn serve(mut req: Request, env: &Env) -> Response {
+    let Some(config) = with_isolate(|isolate| isolate.config.clone()) else {
+        return to_response(crate::respond::internal_error());
+    };
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let origin_header = header("origin");
+    if req.method() == Method::Options {
+        let reply = preflight(
+            &config,
+            origin_header.as_deref(),
+            header("access-control-request-method").as_deref(),
+            header("access-control-request-headers").as_deref(),
+        );
+        return to_response(reply);
+    }
+    let settings = current_settings().await;
+    let result = match &settings {
+        None => Err(EdgeError::OriginUnavailable("the origin's settings are unavailable".into())),
+        Some(settings) => route(&mut req, env, &config, settings).await,
+    };
+    let mut reply = result.unwrap_or_else(|err| err.into_reply(settings.as_deref()));
+    reply.headers.extend(cors_headers(&config, origin_header.as_deref()));
+    to_response(reply.no_store_if_setting_cookies())
+}
+
+async fn route(
+    req: &mut Request,
+    env: &Env,
+    config: &EdgeConfig,
+    settings: &SharedSettings,
+) -> Result<Reply, EdgeError> {
+    let path = req.path();
+    let method = req.method();
+    if path == paths::EDGE_BLACKLIST {
+        return origin_blacklist_hook(req, env, config).await;
+    }
+    if path == settings.cookies.refresh_path && method == Method::Post {
+        return refresh(req, env, settings).await;
+    }
+    if path == config.signout_path && method == Method::Post {
+        let handle = authenticate(req).await?;
+        origin::revoke(config, &handle).await?;
+        blacklist::write_logged(env, &handle, settings.blacklist_ttl_secs()).await;
+        return Ok(
+            Reply::json(200, r#"{"status":"OK"}"#.into()).with(&settings.cookies.clear_headers())
+        );
+    }
+    if path == config.session_info_path {
+        let handle = authenticate(req).await?;
+        let info = if method == Method::Put {
+            let body = read_body(req, MAX_FORWARDED_BODY_BYTES).await?;
+            let body = String::from_utf8(body)
+                .map_err(|_| EdgeError::bad_request("the body must be UTF-8 JSON"))?;
+            origin::update_session_info(config, &handle, body).await?
+        } else {
+            origin::session_info(config, &handle).await?
+        };
+        return Ok(Reply::json(200, info));
+    }
+    Err(EdgeError::Internal(format!("no endpoint for {method:?} {path}")))
+}
+
+async fn refresh(req: &Request, env: &Env, settings: &SharedSettings) -> Result<Reply, EdgeError> {
+    let cookie = req.headers().get("cookie")?.unwrap_or_default();
+    let cookies = SessionCookies::from_cookie_header(&cookie)
+        .map_err(|err| SessionError::unauthorised(err.to_string()))?;
+    let refresh_token =
+        cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
+    let config = with_isolate(|isolate| isolate.config.clone()).expect("configured");
+    match origin::refresh(&config, refresh_token).await {
+        Ok(issued) => Ok(Reply::json(200, r#"{"status":"OK"}"#.into())
+            .with(&settings.cookies.session_headers(&issued.tokens))),
+        Err(EdgeError::Session(err)) => {
+            if let Some(theft) = &err.theft {
+                // The origin blacklists too; writing here as well closes the gap at once.
+                blacklist::write_logged(env, &theft.session_handle, settings.blacklist_ttl_secs())
+                    .await;
+            }
+            Err(EdgeError::Session(err))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The request's session handle, by the shared engine's rules (`decide::authenticate`),
+/// refetching the origin's keys once if the token names one this isolate does not have.
+pub(crate) async fn authenticate(req: &Request) -> Result<String, EdgeError> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (method, path) = (req.method().to_string(), req.path());
+    let (cookie, authorization, anti_csrf) =
+        (header("cookie"), header("authorization"), header(ANTI_CSRF_HEADER));
+    let facts = RequestFacts {
+        method: &method,
+        path: &path,
+        cookie: cookie.as_deref(),
+        authorization: authorization.as_deref(),
+        anti_csrf: anti_csrf.as_deref(),
+    };
+    loop {
+        let now = js_now();
+        let checked = with_isolate(|isolate| decide::authenticate(isolate, &facts, now))
+            .ok_or_else(|| EdgeError::Internal("not configured".into()))?;
+        match checked {
+            Ok((_, verified)) => return Ok(verified.claims.sid),
+            Err(Refusal::Session(err)) => return Err(err.into()),
+            // Allowed at most once per cooldown, so this loops at most twice.
+            Err(Refusal::NeedKeys) => crate::load_settings(true).await,
+        }
+    }
+}
+
+/// The settings, loading them first when this isolate has none yet.
+async fn current_settings() -> Option<Rc<SharedSettings>> {
+    if let Some(settings) = with_isolate(|isolate| isolate.settings()).flatten() {
+        return Some(settings);
+    }
+    crate::load_settings(false).await;
+    with_isolate(|isolate| isolate.settings()).flatten()
+}
+
+/// The most the edge holds of a body it passes to the origin, which enforces its own, smaller
+/// limit (`MAX_BODY_BYTES`) and answers for it.
+const MAX_FORWARDED_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes: over it is a 413, whatever `Content-Length` says.
+async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError> {
+    let too_large = || EdgeError::too_large(format!("the body is over {limit} bytes"));
+    let declared = req.headers().get("content-length")?.and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let Ok(mut stream) = req.stream() else { return Ok(body) };
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk?);
+        if body.len() > limit {
+            return Err(too_large());
+        }
+    }
+    Ok(body)
+}
+
+/// Reads a JSON body the edge itself acts on: at most [`MAX_BODY_BYTES`], parsed in Rust with
+/// serde_json's nesting limit, so a huge or deeply nested body is a 413 or a 400, never a
+/// crashed instance.
+async fn read_json<T: DeserializeOwned>(req: &mut Request, shape: &str) -> Result<T, EdgeError> {
+    let body = read_body(req, MAX_BODY_BYTES).await?;
+    serde_json::from_slice(&body)
+        .map_err(|err| EdgeError::bad_request(format!("the body must be {shape}: {err}")))
+}
+
+/// The origin's way to blacklist revoked sessions when KV's REST API is not configured.
+/// Anything but an authenticated POST is answered as if the route did not exist.
+async fn origin_blacklist_hook(
+    req: &mut Request,
+    env: &Env,
+    config: &EdgeConfig,
+) -> Result<Reply, EdgeError> {
+    let presented = req.headers().get("authorization")?.unwrap_or_default();
+    let expected = format!("Bearer {}", config.edge_secret.expose());
+    let authorised: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
+    if req.method() != Method::Post || !authorised {
+        return Err(EdgeError::BadRequest {
+            status: 404,
+            code: latch_shared::error::codes::NOT_FOUND,
+            message: "no such route".into(),
+        });
+    }
+    let body: BlacklistRequest = read_json(req, "{\"entries\": [...]}").await?;
+    for entry in body.entries {
+        blacklist::write(env, &entry.session_handle, entry.ttl_seconds)
+            .await
+            .map_err(EdgeError::Internal)?;
+    }
+    Ok(Reply::empty(204))
+}

@@ -1,0 +1,274 @@
+//! What an isolate keeps between requests: its configuration, the origin's settings and keys,
+//! the tokens it has already verified and what KV last said about each session. Plain data, no
+//! I/O: [`crate::decide`] reads and updates it, the async parts of the edge fill it.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use chrono::{DateTime, Utc};
+use latch_shared::access::{VerifiedAccessToken, Verifier};
+use latch_shared::identity::Identity;
+use latch_shared::keys::KeySet;
+use latch_shared::settings::SharedSettings;
+
+use crate::config::EdgeConfig;
+
+/// Bounds on the per-isolate caches: an isolate serves many sessions, and a flood of distinct
+/// tokens must not grow its memory without limit.
+const MAX_VERIFIED_TOKENS: usize = 4096;
+const MAX_BLACKLIST_ENTRIES: usize = 8192;
+
+/// Identity headers are re-signed when older than this (their proof is accepted for 60 s).
+const IDENTITY_REUSE_SECS: i64 = 10;
+
+/// The origin's settings and the verifier for its keys.
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Rc<SharedSettings>,
+    pub verifier: Verifier,
+    pub fetched_at_ms: f64,
+}
+
+/// A token whose signature checked out, with the identity headers last made for it.
+#[derive(Debug, Clone)]
+struct VerifiedToken {
+    token: VerifiedAccessToken,
+    headers: Vec<(String, String)>,
+    signed_at_secs: i64,
+}
+
+/// What KV last said about a session, and when it was asked.
+#[derive(Debug, Clone, Copy)]
+struct BlacklistEntry {
+    asked_at_ms: f64,
+    revoked: bool,
+}
+
+/// Whether a session's blacklist entry must be read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlacklistStatus {
+    /// KV said so: refuse.
+    Revoked,
+    /// Read within the interval: trust the answer.
+    Clear,
+    /// Read KV now (this request is marked as the one asking).
+    Due,
+}
+
+#[derive(Debug)]
+pub struct Isolate {
+    pub config: Rc<EdgeConfig>,
+    pub loaded: Option<Loaded>,
+    /// When the settings were last asked for, whether or not that worked.
+    pub last_load_attempt_ms: f64,
+    pub last_unknown_kid_refetch_ms: f64,
+    verified: HashMap<String, VerifiedToken>,
+    blacklist: HashMap<String, BlacklistEntry>,
+}
+
+/// Where the settings stand for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsState {
+    /// Loaded and within the cache time (or refreshing failed recently: stale keys beat none).
+    Ready,
+    /// Due for a (re)load: this request loads them.
+    Due,
+    /// Never loaded, and the last attempt failed within the cooldown.
+    Unavailable,
+}
+
+impl Isolate {
+    pub fn new(config: EdgeConfig) -> Isolate {
+        Isolate {
+            config: Rc::new(config),
+            loaded: None,
+            last_load_attempt_ms: f64::MIN,
+            last_unknown_kid_refetch_ms: f64::MIN,
+            verified: HashMap::new(),
+            blacklist: HashMap::new(),
+        }
+    }
+
+    pub fn settings_state(&mut self, now_ms: f64) -> SettingsState {
+        let cache_ms = self.config.settings_cache_secs as f64 * 1000.0;
+        let retry_ms = self.config.jwks_refetch_cooldown_secs as f64 * 1000.0;
+        let fresh = self.loaded.as_ref().is_some_and(|l| now_ms - l.fetched_at_ms < cache_ms);
+        if fresh || now_ms - self.last_load_attempt_ms < retry_ms {
+            return if self.loaded.is_some() {
+                SettingsState::Ready
+            } else {
+                SettingsState::Unavailable
+            };
+        }
+        // One request per isolate loads; the others go on with what there is meanwhile.
+        self.last_load_attempt_ms = now_ms;
+        SettingsState::Due
+    }
+
+    /// Whether an unknown `kid` may trigger a refetch from the origin now.
+    pub fn unknown_kid_refetch_allowed(&mut self, now_ms: f64) -> bool {
+        let cooldown_ms = self.config.jwks_refetch_cooldown_secs as f64 * 1000.0;
+        if now_ms - self.last_unknown_kid_refetch_ms < cooldown_ms {
+            return false;
+        }
+        self.last_unknown_kid_refetch_ms = now_ms;
+        true
+    }
+
+    /// Installs freshly fetched settings. Verified tokens whose key is no longer published are
+    /// forgotten, so a retired key stops working here as soon as the origin stops publishing it.
+    pub fn install(&mut self, settings: SharedSettings, keys: KeySet, now_ms: f64) {
+        self.verified.retain(|_, cached| keys.get(&cached.token.kid).is_some());
+        let verifier = Verifier::new(keys, settings.issuer.clone(), settings.audience.clone());
+        self.loaded = Some(Loaded { settings: Rc::new(settings), verifier, fetched_at_ms: now_ms });
+    }
+
+    pub fn settings(&self) -> Option<Rc<SharedSettings>> {
+        self.loaded.as_ref().map(|loaded| loaded.settings.clone())
+    }
+
+    /// A token verified earlier in this isolate (expiry is re-checked by the engine).
+    pub fn cached_verification(&self, token: &str) -> Option<VerifiedAccessToken> {
+        self.verified.get(token).map(|cached| cached.token.clone())
+    }
+
+    pub fn remember_verification(&mut self, token: &str, verified: VerifiedAccessToken) {
+        if self.verified.len() >= MAX_VERIFIED_TOKENS {
+            self.verified.clear();
+        }
+        self.verified.insert(
+            token.to_owned(),
+            VerifiedToken { token: verified, headers: Vec::new(), signed_at_secs: i64::MIN },
+        );
+    }
+
+    /// The identity headers for a verified token: re-signed at most every few seconds.
+    pub fn identity_headers(
+        &mut self,
+        token: &str,
+        verified: &VerifiedAccessToken,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, String)> {
+        let now_secs = now.timestamp();
+        if let Some(cached) = self.verified.get(token) {
+            if now_secs - cached.signed_at_secs < IDENTITY_REUSE_SECS && !cached.headers.is_empty()
+            {
+                return cached.headers.clone();
+            }
+        }
+        let identity = Identity {
+            user_id: verified.claims.sub.clone(),
+            session_handle: verified.claims.sid.clone(),
+            jwt_payload: verified.claims.pld.clone(),
+        };
+        let headers: Vec<(String, String)> = identity
+            .to_headers(self.config.app_secret.expose().as_bytes(), now_secs)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        if let Some(cached) = self.verified.get_mut(token) {
+            cached.headers = headers.clone();
+            cached.signed_at_secs = now_secs;
+        }
+        headers
+    }
+
+    /// At most one KV read per session per isolate per `BLACKLIST_CACHE_SECS`.
+    pub fn blacklist_status(&mut self, handle: &str, now_ms: f64) -> BlacklistStatus {
+        let interval_ms = self.config.blacklist_cache_secs as f64 * 1000.0;
+        match self.blacklist.get_mut(handle) {
+            Some(entry) if entry.revoked => BlacklistStatus::Revoked,
+            Some(entry) if now_ms - entry.asked_at_ms < interval_ms => BlacklistStatus::Clear,
+            Some(entry) => {
+                entry.asked_at_ms = now_ms;
+                BlacklistStatus::Due
+            }
+            None => {
+                if self.blacklist.len() >= MAX_BLACKLIST_ENTRIES {
+                    self.blacklist.retain(|_, entry| entry.revoked);
+                }
+                self.blacklist.insert(
+                    handle.to_owned(),
+                    BlacklistEntry { asked_at_ms: now_ms, revoked: false },
+                );
+                BlacklistStatus::Due
+            }
+        }
+    }
+
+    /// Records KV's answer. `None` (KV unreadable) asks again on the next request.
+    pub fn record_blacklist(&mut self, handle: &str, revoked: Option<bool>, now_ms: f64) {
+        match revoked {
+            Some(revoked) => {
+                self.blacklist
+                    .insert(handle.to_owned(), BlacklistEntry { asked_at_ms: now_ms, revoked });
+            }
+            None => {
+                self.blacklist.remove(handle);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn isolate(blacklist_cache_secs: &str) -> Isolate {
+        let config = EdgeConfig::from_lookup(|name| {
+            Some(
+                match name {
+                    "ORIGIN_URL" => "http://127.0.0.1:1",
+                    "UPSTREAM_URL" => "http://127.0.0.1:2",
+                    "EDGE_SECRET" | "APP_SECRET" => "secret-0123456789abcdef",
+                    "BLACKLIST_CACHE_SECS" => blacklist_cache_secs,
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        })
+        .unwrap();
+        Isolate::new(config)
+    }
+
+    #[test]
+    fn one_kv_read_per_session_per_interval() {
+        let mut isolate = isolate("10");
+        assert_eq!(isolate.blacklist_status("h1", 0.0), BlacklistStatus::Due);
+        // Concurrent requests while the first read is in flight do not read again.
+        assert_eq!(isolate.blacklist_status("h1", 1.0), BlacklistStatus::Clear);
+        isolate.record_blacklist("h1", Some(false), 5.0);
+        assert_eq!(isolate.blacklist_status("h1", 9_000.0), BlacklistStatus::Clear);
+        assert_eq!(isolate.blacklist_status("h2", 9_000.0), BlacklistStatus::Due, "per session");
+        assert_eq!(isolate.blacklist_status("h1", 10_005.0), BlacklistStatus::Due);
+        isolate.record_blacklist("h1", Some(true), 10_010.0);
+        assert_eq!(isolate.blacklist_status("h1", 10_011.0), BlacklistStatus::Revoked);
+        assert_eq!(isolate.blacklist_status("h1", 99_999_999.0), BlacklistStatus::Revoked);
+    }
+
+    #[test]
+    fn an_unreadable_kv_is_asked_again_at_once() {
+        let mut isolate = isolate("10");
+        assert_eq!(isolate.blacklist_status("h1", 0.0), BlacklistStatus::Due);
+        isolate.record_blacklist("h1", None, 1.0);
+        assert_eq!(isolate.blacklist_status("h1", 2.0), BlacklistStatus::Due);
+    }
+
+    #[test]
+    fn a_zero_interval_reads_kv_on_every_request() {
+        let mut isolate = isolate("0");
+        for now in [0.0, 0.0, 1.0] {
+            assert_eq!(isolate.blacklist_status("h1", now), BlacklistStatus::Due);
+            isolate.record_blacklist("h1", Some(false), now);
+        }
+    }
+
+    #[test]
+    fn settings_load_once_then_wait_for_the_cache_time() {
+        let mut isolate = isolate("10");
+        assert_eq!(isolate.settings_state(0.0), SettingsState::Due);
+        // The load failed (nothing installed): retried after the cooldown only.
+        assert_eq!(isolate.settings_state(1.0), SettingsState::Unavailable);
+        assert_eq!(isolate.settings_state(10_001.0), SettingsState::Due);
+    }
+}

@@ -1,0 +1,216 @@
+//! One request engine, three callers: the edge's decision path, the origin's strong verify and
+//! the Session object's direct mode must reach the same outcome for the same request. Each is
+//! driven through its own public entry point, with the same keys, time and anti-CSRF rules.
+
+use chrono::{DateTime, Duration, Utc};
+use latch_edge::decide::{self, Refusal};
+use latch_edge::isolate::Isolate;
+use latch_edge::EdgeConfig;
+use latch_origin::sessions::check_access_token;
+use latch_shared::access::{sign, SessionClaims, VerifiedAccessToken};
+use latch_shared::api::VerifyRequest;
+use latch_shared::app::check_request;
+use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule, RequestFacts};
+use latch_shared::keys::{KeySet, SigningKey};
+use latch_shared::protocol::CookiePolicy;
+use latch_shared::settings::SharedSettings;
+use latch_shared::SessionError;
+use proptest::prelude::*;
+
+const ISSUER: &str = "https://origin.test";
+const AUDIENCE: &str = "app";
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_seed(&[9; 32])
+}
+
+/// The seed's flag at the edge is a route rule: `/checked/*` checks every method, `/unchecked/*`
+/// none; the Session object and the origin take it per call.
+fn policy(enabled: bool) -> AntiCsrfPolicy {
+    AntiCsrfPolicy {
+        enabled,
+        check: CsrfCheck::UnsafeMethods,
+        routes: vec![
+            PathRule::new("/checked/*", CsrfCheck::AllMethods).unwrap(),
+            PathRule::new("/unchecked/*", CsrfCheck::Never).unwrap(),
+        ],
+    }
+}
+
+fn settings(enabled: bool) -> SharedSettings {
+    SharedSettings {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        cookies: CookiePolicy::default(),
+        session_expired_status: 440,
+        anti_csrf: policy(enabled),
+        access_token_lifetime_secs: 60,
+        jwks: KeySet::new([key().verifying_key()]).unwrap().to_jwks(),
+    }
+}
+
+fn isolate(enabled: bool) -> Isolate {
+    let config = EdgeConfig::from_lookup(|name| {
+        Some(
+            match name {
+                "ORIGIN_URL" => "http://127.0.0.1:1",
+                "UPSTREAM_URL" => "http://127.0.0.1:2",
+                "EDGE_SECRET" | "APP_SECRET" => "secret-0123456789abcdef",
+                _ => return None,
+            }
+            .to_owned(),
+        )
+    })
+    .unwrap();
+    let mut isolate = Isolate::new(config);
+    let settings = settings(enabled);
+    let keys = KeySet::from_jwks(&settings.jwks).unwrap();
+    isolate.install(settings, keys, now().timestamp_millis() as f64);
+    // The edge would refetch keys once on an unknown kid; the others have no such step, so
+    // use up the edge's allowance.
+    assert!(isolate.unknown_kid_refetch_allowed(now().timestamp_millis() as f64));
+    isolate
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Token {
+    Valid,
+    WithoutCsrfClaim,
+    Expired,
+    ForeignKey,
+    WrongAudience,
+    Tampered,
+    Garbage,
+}
+
+fn token(kind: Token) -> String {
+    let claims = |csrf: Option<&str>, aud: &str| SessionClaims {
+        iss: ISSUER.into(),
+        aud: aud.into(),
+        sub: "zoë".into(),
+        sid: "handle-1".into(),
+        csrf: csrf.map(str::to_owned),
+        pld: Some(serde_json::json!({"role": "admin"})),
+    };
+    let mint = |key: &SigningKey, claims, at: DateTime<Utc>| {
+        sign(key, claims, at, Duration::seconds(60)).unwrap().value
+    };
+    match kind {
+        Token::Valid => mint(&key(), claims(Some("csrf-1"), AUDIENCE), now()),
+        Token::WithoutCsrfClaim => mint(&key(), claims(None, AUDIENCE), now()),
+        Token::Expired => {
+            mint(&key(), claims(Some("csrf-1"), AUDIENCE), now() - Duration::hours(1))
+        }
+        Token::ForeignKey => {
+            mint(&SigningKey::from_seed(&[1; 32]), claims(Some("csrf-1"), AUDIENCE), now())
+        }
+        Token::WrongAudience => mint(&key(), claims(Some("csrf-1"), "other"), now()),
+        Token::Tampered => {
+            let valid = mint(&key(), claims(Some("csrf-1"), AUDIENCE), now());
+            let (head, sig) = valid.rsplit_once('.').unwrap();
+            let flipped = if sig.starts_with('A') { "B" } else { "A" };
+            format!("{head}.{flipped}{}", &sig[1..])
+        }
+        Token::Garbage => "not-a-token".into(),
+    }
+}
+
+fn token_kind() -> impl Strategy<Value = Token> {
+    prop_oneof![
+        Just(Token::Valid),
+        Just(Token::WithoutCsrfClaim),
+        Just(Token::Expired),
+        Just(Token::ForeignKey),
+        Just(Token::WrongAudience),
+        Just(Token::Tampered),
+        Just(Token::Garbage),
+    ]
+}
+
+/// What a caller decided, comparable across callers.
+type Outcome = Result<(String, String, Option<serde_json::Value>), SessionError>;
+
+fn outcome(result: Result<VerifiedAccessToken, SessionError>) -> Outcome {
+    result.map(|v| (v.claims.sub, v.claims.sid, v.claims.pld))
+}
+
+fn edge(isolate: &mut Isolate, facts: &RequestFacts<'_>) -> Outcome {
+    match decide::authenticate(isolate, facts, now()) {
+        Ok((_, verified)) => outcome(Ok(verified)),
+        Err(Refusal::Session(err)) => Err(err),
+        Err(Refusal::NeedKeys) => panic!("the refetch allowance was used up"),
+    }
+}
+
+fn session_object(facts: &RequestFacts<'_>, enabled: bool, flag: bool) -> Outcome {
+    let verifier = latch_shared::access::Verifier::new(
+        KeySet::new([key().verifying_key()]).unwrap(),
+        ISSUER,
+        AUDIENCE,
+    );
+    outcome(check_request(facts, &policy(enabled), flag, now(), |t| verifier.verify(t, now())))
+}
+
+fn origin(token: &str, anti_csrf: Option<&str>, enabled: bool, flag: bool) -> Outcome {
+    let verifier = latch_shared::access::Verifier::new(
+        KeySet::new([key().verifying_key()]).unwrap(),
+        ISSUER,
+        AUDIENCE,
+    );
+    let request = VerifyRequest {
+        access_token: token.to_owned(),
+        anti_csrf_token: anti_csrf.map(str::to_owned),
+        enforce_anti_csrf: flag,
+    };
+    outcome(check_access_token(&request, &policy(enabled), verifier.verify(token, now()), now()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn edge_origin_and_session_object_agree(
+        kind in token_kind(),
+        // 0: no cookies, 1: access token only, 2: id-refresh only, 3: both, 4: bearer
+        layout in 0u8..5,
+        anti_csrf in prop_oneof![Just(None), Just(Some("csrf-1")), Just(Some("wrong")), Just(Some(""))],
+        method in prop_oneof![Just("GET"), Just("POST"), Just("PROPFIND"), Just("HEAD")],
+        flag: bool,
+        enabled: bool,
+    ) {
+        let token = token(kind);
+        let cookie = match layout {
+            1 => Some(format!("sAccessToken={token}")),
+            2 => Some("sIdRefreshToken=irt".to_owned()),
+            3 => Some(format!("theme=dark; sAccessToken={token}; sIdRefreshToken=irt")),
+            _ => None,
+        };
+        let authorization = (layout == 4).then(|| format!("Bearer {token}"));
+        let path = if flag { "/checked/page" } else { "/unchecked/page" };
+        let facts = RequestFacts {
+            method,
+            path,
+            cookie: cookie.as_deref(),
+            authorization: authorization.as_deref(),
+            anti_csrf,
+        };
+        let mut isolate = isolate(enabled);
+        let at_edge = edge(&mut isolate, &facts);
+        // A second request with the same token takes the edge's cache of verified tokens: it
+        // must not change the answer.
+        prop_assert_eq!(&edge(&mut isolate, &facts), &at_edge);
+        prop_assert_eq!(&session_object(&facts, enabled, flag), &at_edge);
+        if layout == 3 {
+            // The origin is given the cookie's token directly.
+            prop_assert_eq!(&origin(&token, anti_csrf, enabled, flag), &at_edge);
+        }
+        if matches!(kind, Token::Valid) && layout >= 3 {
+            let csrf_ok = !enabled || !flag || layout == 4 || anti_csrf == Some("csrf-1");
+            prop_assert_eq!(at_edge.is_ok(), csrf_ok, "{:?}", at_edge);
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The request engine: every rule that decides what a request gets, written once and called by
+//! the edge, the origin's strong verify and the Session object's direct mode. No I/O: the caller
+//! hands in the request's facts, the time and the result of the signature check (which is where
+//! the callers differ: a WASM isolate caches verified tokens, the origin reads its key ring, an
+//! app fetches the JWKS), and gets back either a verified session or the session error to answer.
+//!
+//! The seed's rules, in order:
+//! 1. `Authorization: Bearer <token>` is used when present (API clients; no cookies, so no
+//!    anti-CSRF: a forged form cannot set that header).
+//! 2. Otherwise the cookies: without `sIdRefreshToken` there is no session to refresh
+//!    (UNAUTHORISED, even with a valid access token); without `sAccessToken`, TRY_REFRESH_TOKEN.
+//! 3. The token must verify (every failure is TRY_REFRESH_TOKEN).
+//! 4. Where the anti-CSRF check applies, the `anti-csrf` header must be present and equal the
+//!    token's `csrf` claim (constant time); absent or different is TRY_REFRESH_TOKEN. A token
+//!    minted without a `csrf` claim can never pass a required check.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{VerifiedAccessToken, VerifyError, DEFAULT_LEEWAY};
+use crate::csrf::{anti_csrf_matches, method_needs_anti_csrf};
+use crate::protocol::SessionCookies;
+use crate::SessionError;
+
+/// The parts of a request the engine reads, as plain data: what crosses into the edge's WASM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFacts<'a> {
+    /// The method exactly as sent (`GET`, `PROPFIND`, …).
+    pub method: &'a str,
+    /// The URL path, without the query.
+    pub path: &'a str,
+    /// The `Cookie` header (several joined with `"; "`).
+    pub cookie: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The `anti-csrf` header.
+    pub anti_csrf: Option<&'a str>,
+}
+
+/// Where the access token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The `sAccessToken` cookie: a browser sends it on its own, so anti-CSRF applies.
+    Cookie(String),
+    /// `Authorization: Bearer`: set by code, never by a cross-site form.
+    Bearer(String),
+}
+
+impl Credential {
+    pub fn token(&self) -> &str {
+        match self {
+            Credential::Cookie(token) | Credential::Bearer(token) => token,
+        }
+    }
+}
+
+/// Rules 1 and 2: the access token the request presents.
+pub fn credential(facts: &RequestFacts<'_>) -> Result<Credential, SessionError> {
+    if let Some(token) = facts.authorization.and_then(|value| value.strip_prefix("Bearer ")) {
+        return Ok(Credential::Bearer(token.trim().to_owned()));
+    }
+    let cookies = SessionCookies::from_cookie_header(facts.cookie.unwrap_or_default())
+        .map_err(|err| SessionError::unauthorised(err.to_string()))?;
+    if cookies.id_refresh_token.is_none() {
+        return Err(SessionError::unauthorised("no session: sign in"));
+    }
+    cookies
+        .access_token
+        .map(Credential::Cookie)
+        .ok_or_else(|| SessionError::try_refresh("access token missing in cookies"))
+}
+
+/// When the anti-CSRF check applies to a cookie-authenticated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CsrfCheck {
+    /// Never (for routes that must accept cross-site navigations, or deployments without it).
+    Never,
+    /// Methods other than GET, HEAD, OPTIONS and TRACE: the edge's default.
+    UnsafeMethods,
+    /// Every method: the seed's `getSession(req, res, true)`.
+    AllMethods,
+}
+
+impl CsrfCheck {
+    /// The seed's per-call flag: `enableCsrfProtection` true checks whatever the method.
+    pub fn from_seed_flag(enable_csrf_protection: bool) -> Self {
+        if enable_csrf_protection {
+            CsrfCheck::AllMethods
+        } else {
+            CsrfCheck::Never
+        }
+    }
+
+    pub fn applies_to(self, method: &str) -> bool {
+        match self {
+            CsrfCheck::Never => false,
+            CsrfCheck::UnsafeMethods => method_needs_anti_csrf(method),
+            CsrfCheck::AllMethods => true,
+        }
+    }
+}
+
+/// The deployment's anti-CSRF rules: set at the origin, published to the edge in the settings
+/// document (`crate::settings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AntiCsrfPolicy {
+    /// Whether access tokens carry an anti-CSRF token at all (the seed's `enableAntiCsrf`).
+    /// When false, no check ever applies, as in the seed.
+    pub enabled: bool,
+    /// The check at the edge for routes no rule names.
+    pub check: CsrfCheck,
+    /// Per-route checks at the edge, most specific first wins (`/exact` or `/prefix/*`).
+    #[serde(default)]
+    pub routes: Vec<PathRule<CsrfCheck>>,
+}
+
+impl Default for AntiCsrfPolicy {
+    fn default() -> Self {
+        AntiCsrfPolicy { enabled: true, check: CsrfCheck::UnsafeMethods, routes: Vec::new() }
+    }
+}
+
+impl AntiCsrfPolicy {
+    /// The check for `path` at the edge.
+    pub fn check_for(&self, path: &str) -> CsrfCheck {
+        if !self.enabled {
+            return CsrfCheck::Never;
+        }
+        best_match(&self.routes, path).unwrap_or(self.check)
+    }
+
+    /// The check for a per-call flag (the Session object, the origin's verify): the seed's
+    /// `enableCsrfProtection && enableAntiCsrf`.
+    pub fn check_for_flag(&self, enable_csrf_protection: bool) -> CsrfCheck {
+        if self.enabled {
+            CsrfCheck::from_seed_flag(enable_csrf_protection)
+        } else {
+            CsrfCheck::Never
+        }
+    }
+}
+
+/// Rules 3 and 4: admits a request whose token verified (`verified`, the caller's signature
+/// check of `credential`) under `check`. `now` re-checks expiry, so callers may cache verified
+/// tokens.
+pub fn admit(
+    facts: &RequestFacts<'_>,
+    credential: &Credential,
+    verified: Result<VerifiedAccessToken, VerifyError>,
+    check: CsrfCheck,
+    now: DateTime<Utc>,
+) -> Result<VerifiedAccessToken, SessionError> {
+    let verified = verified?;
+    if now > verified.expires_at + DEFAULT_LEEWAY {
+        return Err(VerifyError::Expired.into());
+    }
+    if matches!(credential, Credential::Cookie(_)) && check.applies_to(facts.method) {
+        let Some(presented) = facts.anti_csrf else {
+            return Err(SessionError::try_refresh("anti-csrf token not found in headers"));
+        };
+        let expected = verified.claims.csrf.as_deref().unwrap_or_default();
+        if expected.is_empty() || !anti_csrf_matches(expected, Some(presented)) {
+            return Err(SessionError::try_refresh("anti-csrf check failed"));
+        }
+    }
+    Ok(verified)
+}
+
+/// The whole check for a caller whose signature check is synchronous: rules 1 to 4.
+pub fn authenticate(
+    facts: &RequestFacts<'_>,
+    check: CsrfCheck,
+    now: DateTime<Utc>,
+    verify: impl FnOnce(&str) -> Result<VerifiedAccessToken, VerifyError>,
+) -> Result<VerifiedAccessToken, SessionError> {
+    let credential = credential(facts)?;
+    let verified = verify(credential.token());
+    admit(facts, &credential, verified, check, now)
+}
+
+/// One path rule: `/exact`, or `/prefix/*` for everything below `/prefix` and `/prefix` itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathRule<T> {
+    pub path: String,
+    pub value: T,
+}
+
+impl<T> PathRule<T> {
+    /// Parses a pattern; `None` if it is neither `/exact` nor `/prefix/*`.
+    pub fn new(pattern: &str, value: T) -> Option<Self> {
+        let star = pattern.find('*');
+        let valid = pattern.starts_with('/')
+            && star.is_none_or(|at| at == pattern.len() - 1 && pattern.ends_with("/*"));
+        valid.then(|| PathRule { path: pattern.to_owned(), value })
+    }
+
+    /// How specific the match is, if `path` matches: longer wins, exact beats prefix.
+    fn specificity(&self, path: &str) -> Option<usize> {
+        match self.path.strip_suffix("/*") {
+            Some(prefix) => {
+                let below = path.strip_prefix(prefix)?;
+                (below.is_empty() || below.starts_with('/')).then_some(prefix.len())
+            }
+            None => (path == self.path).then_some(self.path.len() + 1),
+        }
+    }
+}
+
+/// The value of the most specific rule matching `path`.
+pub fn best_match<T: Copy>(rules: &[PathRule<T>], path: &str) -> Option<T> {
+    rules
+        .iter()
+        .filter_map(|rule| rule.specificity(path).map(|len| (len, rule.value)))
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, value)| value)
+}
+
+/// What a path of the app needs at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Forwarded without identity (client identity headers are still stripped).
+    Public,
+    /// Forwarded with identity when a valid session is present, without it otherwise.
+    Optional,
+    /// Requires a valid session; otherwise answered with a session error.
+    Protected,
+}
+
+/// The edge's route rules: the most specific rule wins, else the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
+    pub rules: Vec<PathRule<Access>>,
+    pub default: Access,
+}
+
+impl Routes {
+    pub fn access(&self, path: &str) -> Access {
+        best_match(&self.rules, path).unwrap_or(self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{sign, SessionClaims, Verifier};
+    use crate::keys::{KeySet, SigningKey};
+    use chrono::Duration;
+    use proptest::prelude::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed(&[3; 32])
+    }
+
+    fn verifier() -> Verifier {
+        Verifier::new(KeySet::new([key().verifying_key()]).unwrap(), "iss", "aud")
+    }
+
+    fn token(csrf: Option<&str>) -> String {
+        let claims = SessionClaims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: "alice".into(),
+            sid: "h1".into(),
+            csrf: csrf.map(str::to_owned),
+            pld: None,
+        };
+        sign(&key(), claims, now(), Duration::seconds(60)).unwrap().value
+    }
+
+    fn run(facts: &RequestFacts<'_>, check: CsrfCheck) -> Result<String, SessionError> {
+        authenticate(facts, check, now(), |token| verifier().verify(token, now()))
+            .map(|verified| verified.claims.sub)
+    }
+
+    #[test]
+    fn without_the_id_refresh_cookie_there_is_no_session_even_with_a_valid_token() {
+        let cookie = format!("sAccessToken={}", token(Some("c")));
+        let facts = RequestFacts { method: "GET", cookie: Some(&cookie), ..Default::default() };
+        assert_eq!(
+            run(&facts, CsrfCheck::Never).unwrap_err().kind(),
+            crate::ErrorKind::Unauthorised
+        );
+        let facts = RequestFacts { method: "GET", cookie: Some("sIdRefreshToken=i"), ..facts };
+        assert_eq!(
+            run(&facts, CsrfCheck::Never).unwrap_err().kind(),
+            crate::ErrorKind::TryRefreshToken
+        );
+    }
+
+    #[test]
+    fn cross_site_forms_cannot_pass_the_anti_csrf_check() {
+        let cookie = format!("sAccessToken={}; sIdRefreshToken=i", token(Some("c")));
+        let post = RequestFacts { method: "POST", cookie: Some(&cookie), ..Default::default() };
+        let err = run(&post, CsrfCheck::UnsafeMethods).unwrap_err();
+        assert_eq!(err.message, "anti-csrf token not found in headers");
+        let wrong = RequestFacts { anti_csrf: Some("d"), ..post };
+        assert_eq!(
+            run(&wrong, CsrfCheck::UnsafeMethods).unwrap_err().message,
+            "anti-csrf check failed"
+        );
+        let right = RequestFacts { anti_csrf: Some("c"), ..post };
+        assert_eq!(run(&right, CsrfCheck::UnsafeMethods).unwrap(), "alice");
+        // A WebDAV method is unsafe too.
+        let propfind = RequestFacts { method: "PROPFIND", ..post };
+        assert!(run(&propfind, CsrfCheck::UnsafeMethods).is_err());
+        // The seed's flag checks whatever the method.
+        let get = RequestFacts { method: "GET", ..post };
+        assert!(run(&get, CsrfCheck::UnsafeMethods).is_ok());
+        assert!(run(&get, CsrfCheck::AllMethods).is_err());
+    }
+
+    #[test]
+    fn a_token_minted_without_anti_csrf_never_passes_a_required_check() {
+        let cookie = format!("sAccessToken={}; sIdRefreshToken=i", token(None));
+        let facts = RequestFacts {
+            method: "POST",
+            cookie: Some(&cookie),
+            anti_csrf: Some(""),
+            ..Default::default()
+        };
+        assert!(run(&facts, CsrfCheck::UnsafeMethods).is_err());
+        assert!(run(&facts, CsrfCheck::Never).is_ok());
+    }
+
+    #[test]
+    fn bearer_tokens_need_no_cookies_and_no_anti_csrf() {
+        let auth = format!("Bearer {}", token(Some("c")));
+        let facts =
+            RequestFacts { method: "DELETE", authorization: Some(&auth), ..Default::default() };
+        assert_eq!(run(&facts, CsrfCheck::AllMethods).unwrap(), "alice");
+    }
+
+    #[test]
+    fn a_cached_verification_still_expires() {
+        let cookie = format!("sAccessToken={}; sIdRefreshToken=i", token(Some("c")));
+        let facts = RequestFacts { method: "GET", cookie: Some(&cookie), ..Default::default() };
+        let verified = verifier().verify(&token(Some("c")), now());
+        let credential = credential(&facts).unwrap();
+        let later = now() + Duration::seconds(120);
+        let err = admit(&facts, &credential, verified, CsrfCheck::Never, later).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::TryRefreshToken);
+    }
+
+    #[test]
+    fn policies_disabled_at_the_origin_check_nothing() {
+        let policy = AntiCsrfPolicy {
+            enabled: false,
+            check: CsrfCheck::AllMethods,
+            routes: vec![PathRule::new("/api/*", CsrfCheck::AllMethods).unwrap()],
+        };
+        assert_eq!(policy.check_for("/api/x"), CsrfCheck::Never);
+        assert_eq!(policy.check_for_flag(true), CsrfCheck::Never);
+        let on = AntiCsrfPolicy { enabled: true, ..policy };
+        assert_eq!(on.check_for("/api/x"), CsrfCheck::AllMethods);
+        assert_eq!(on.check_for("/other"), CsrfCheck::AllMethods);
+        assert_eq!(on.check_for_flag(false), CsrfCheck::Never);
+    }
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let rule = |p: &str, a| PathRule::new(p, a).unwrap();
+        let routes = Routes {
+            rules: vec![
+                rule("/", Access::Public),
+                rule("/static/*", Access::Public),
+                rule("/login", Access::Public),
+                rule("/static/private/*", Access::Protected),
+                rule("/api/*", Access::Protected),
+                rule("/api/feed", Access::Optional),
+            ],
+            default: Access::Public,
+        };
+        assert_eq!(routes.access("/"), Access::Public);
+        assert_eq!(routes.access("/static/app.js"), Access::Public);
+        assert_eq!(routes.access("/static"), Access::Public);
+        assert_eq!(routes.access("/staticky"), Access::Public, "falls to the default");
+        assert_eq!(routes.access("/static/private/x"), Access::Protected);
+        assert_eq!(routes.access("/api/me"), Access::Protected);
+        assert_eq!(routes.access("/api/feed"), Access::Optional);
+        assert!(PathRule::new("static/*", Access::Public).is_none());
+        assert!(PathRule::new("/a*/b", Access::Public).is_none());
+        assert!(PathRule::new("/a/*x", Access::Public).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_requests_never_panic_or_pass_without_a_valid_token(
+            method in "[A-Z]{1,10}",
+            cookie in proptest::option::of(".{0,200}"),
+            authorization in proptest::option::of(".{0,200}"),
+            anti_csrf in proptest::option::of(".{0,40}"),
+        ) {
+            let facts = RequestFacts {
+                method: &method,
+                path: "/",
+                cookie: cookie.as_deref(),
+                authorization: authorization.as_deref(),
+                anti_csrf: anti_csrf.as_deref(),
+            };
+            prop_assert!(run(&facts, CsrfCheck::AllMethods).is_err());
+        }
+    }
+}
