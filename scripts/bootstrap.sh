@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Latch needs to build, run and test, and skips whatever is already present.
 # Safe to run any number of times. Usage: scripts/bootstrap.sh [--for run|test|bench]
-#   run   : Rust wasm32 target, worker-build, wasm-bindgen-cli, npm dev tools
+#   run   : Rust wasm32 target, wasm-bindgen-cli, npm dev tools (esbuild, wasm-opt, workerd)
 #   test  : all of the above, plus Postgres 15 server binaries and Debian's chromium
 #   bench : all of the above, plus wrk
 set -euo pipefail
@@ -18,7 +18,6 @@ done
 case "$PURPOSE" in run|test|bench) ;; *) echo "bootstrap: --for takes run, test or bench, not '$PURPOSE'" >&2; exit 2 ;; esac
 
 # Versions are pinned: wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock exactly.
-WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
 PG_MAJOR=15
 
@@ -30,11 +29,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   step "adding Rust target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
-fi
-
-if ! have_version worker-build "$WORKER_BUILD_VERSION"; then
-  step "installing worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
-  cargo install "worker-build@$WORKER_BUILD_VERSION" --locked
 fi
 
 if ! have_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then

@@ -63,7 +63,7 @@ pids+=($!)
 wait_for "http://127.0.0.1:$DEMO_PORT/" "the demo app"
 
 ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT" UPSTREAM_URL="http://127.0.0.1:$DEMO_PORT" \
-  EDGE_SECRET="$LATCH_EDGE_SECRET" APP_SECRET="$LATCH_APP_SECRET" COOKIE_SECURE=false \
+  EDGE_SECRET="$LATCH_EDGE_SECRET" APP_SECRET="$LATCH_APP_SECRET" \
   DEFAULT_ROUTE=protected PUBLIC_PATHS="/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login" \
   EDGE_PORT="$EDGE_PORT" node scripts/serve-edge.mjs </dev/null &
 pids+=($!)

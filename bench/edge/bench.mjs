@@ -69,7 +69,7 @@ const loginApp = http.createServer((req, res) => {
 });
 await new Promise((resolve) => loginApp.listen(0, "127.0.0.1", resolve));
 const bindings = (up, extra = {}) => ({
-  ORIGIN_URL: origin.url, UPSTREAM_URL: up, COOKIE_SECURE: "false", PUBLIC_PATHS: "/login, /public/*",
+  ORIGIN_URL: origin.url, UPSTREAM_URL: up, PUBLIC_PATHS: "/login, /public/*",
   EDGE_SECRET, APP_SECRET, ...extra,
 });
 const login = await startEdge(bindings(`http://127.0.0.1:${loginApp.address().port}`));

@@ -48,10 +48,8 @@ before(async () => {
     UPSTREAM_URL: `http://127.0.0.1:${demoPort}`,
     EDGE_SECRET,
     APP_SECRET,
-    COOKIE_SECURE: "false",
     DEFAULT_ROUTE: "protected",
     PUBLIC_PATHS: "/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login",
-    BLACKLIST_TTL_SECS: "60",
   }, { port: edgePort });
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
