@@ -227,15 +227,20 @@ impl SessionCookies {
             return Err(CookieHeaderTooLarge);
         }
         let mut cookies = SessionCookies::default();
-        for cookie in Cookie::split_parse(header).flatten() {
-            let slot = match cookie.name() {
+        // `name=value` pairs split on `;`, as browsers send them (RFC 6265 §5.4). Parsed by
+        // hand: the cookie crate's parser also reads Set-Cookie attributes, whose date parsing
+        // would be a fifth of the edge's bundle for nothing a Cookie header carries.
+        for pair in header.split(';') {
+            let Some((name, value)) = pair.split_once('=') else { continue };
+            let slot = match name.trim() {
                 ACCESS_TOKEN_COOKIE => &mut cookies.access_token,
                 REFRESH_TOKEN_COOKIE => &mut cookies.refresh_token,
                 ID_REFRESH_TOKEN_COOKIE => &mut cookies.id_refresh_token,
                 _ => continue,
             };
-            if slot.is_none() && !cookie.value().is_empty() {
-                *slot = Some(cookie.value().to_owned());
+            let value = value.trim();
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value.to_owned());
             }
         }
         Ok(cookies)
