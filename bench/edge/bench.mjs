@@ -1,7 +1,9 @@
 // Edge benchmark: the Latch worker against a pass-through worker, both on workerd (Miniflare)
-// in the same run, in front of the same tiny upstream. For each: wrk throughput and latency on a
-// protected route with a valid session, and workerd CPU time per request (from /proc), in
-// interleaved rounds. Usage: node bench/edge/bench.mjs [seconds] [connections] [rounds]
+// in the same run, in front of the same tiny upstream. For each: wrk throughput and latency, and
+// workerd CPU time per request (from /proc, for the workerd processes this script started), in
+// interleaved rounds; the summary is the median of the rounds. Also: the first sight of a token
+// (every request a distinct, pre-minted token, so no cache helps) and KV reads per request under
+// steady load from one session. Usage: node bench/edge/bench.mjs [seconds] [connections] [rounds]
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,13 +11,17 @@ import http from "node:http";
 import path from "node:path";
 import { Miniflare } from "miniflare";
 import { APP_SECRET, Browser, EDGE_SECRET, Origin, ROOT, freePort, startEdge } from "../../tests/support.mjs";
+import os from "node:os";
 
-const [seconds = 10, connections = 8, rounds = 2] = process.argv.slice(2).map(Number);
+const [seconds = 10, connections = 8, rounds = 5] = process.argv.slice(2).map(Number);
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
+// Only workerd processes this script started (Miniflare spawns them as its children): never one
+// that anything else on the machine runs.
 function workerdPids() {
   try {
-    return new Set(execFileSync("pgrep", ["-x", "workerd"]).toString().trim().split("\n").map(Number));
+    const out = execFileSync("pgrep", ["-x", "-P", String(process.pid), "workerd"]).toString();
+    return new Set(out.trim().split("\n").map(Number));
   } catch {
     return new Set();
   }
@@ -35,11 +41,11 @@ async function withPid(start) {
 }
 
 // Asynchronous: the upstream app lives in this process, so its event loop must keep running.
-async function wrk(url, cookie, csrf) {
-  const { stdout: out } = await promisify(execFile)("wrk", [
-    `-t1`, `-c${connections}`, `-d${seconds}s`, "--latency",
-    "-H", `cookie: ${cookie}`, "-H", `anti-csrf: ${csrf}`, url,
-  ]);
+async function wrk(url, cookie, csrf, { duration = seconds, script, scriptArgs = [] } = {}) {
+  const args = [`-t1`, `-c${connections}`, `-d${duration}s`, "--latency"];
+  if (script) args.push("-s", script);
+  else args.push("-H", `cookie: ${cookie}`, "-H", `anti-csrf: ${csrf}`);
+  const { stdout: out } = await promisify(execFile)("wrk", [...args, url, ...(scriptArgs.length ? ["--", ...scriptArgs] : [])]);
   if (process.env.BENCH_DEBUG) console.error(out);
   if (!/Requests\/sec/.test(out)) throw new Error(`wrk failed:\n${out}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
@@ -94,7 +100,69 @@ const passthrough = await withPid(async () => {
   return { mf, url: (await mf.ready).toString().replace(/\/$/, "") };
 });
 
+// First sight: distinct sessions minted at the origin beforehand, one per request, served to wrk
+// by a Lua script, against the worker without KV so the figure is the verification's.
+// Each round takes the next unused tokens, so no round meets a token an earlier one cached.
+const firstSightSeconds = Math.min(seconds, 3);
+const tokens = [];
+const wanted = Number(process.env.FIRST_SIGHT_TOKENS ?? rounds * firstSightSeconds * 1500);
+for (let i = 0; i < wanted; i += 32) {
+  const batch = await Promise.all(Array.from({ length: 32 }, (_, j) =>
+    origin.api("POST", "/v1/sessions", { user_id: `first-sight-${i + j}` })));
+  for (const { body } of batch) {
+    tokens.push(`sAccessToken=${body.tokens.access_token.value}; sIdRefreshToken=${body.tokens.id_refresh_token.value}`);
+  }
+}
+const scriptDir = path.join(os.tmpdir(), `latch-bench-${process.pid}`);
+mkdirSync(scriptDir, { recursive: true });
+writeFileSync(path.join(scriptDir, "cookies.txt"), tokens.join("\n") + "\n");
+const firstSightScript = path.join(scriptDir, "first-sight.lua");
+writeFileSync(firstSightScript, `
+local cookies = {}
+for line in io.lines("${path.join(scriptDir, "cookies.txt")}") do cookies[#cookies + 1] = line end
+local i = 0
+init = function(args) i = tonumber(args[1]) or 0 end
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, { ["cookie"] = cookies[((i - 1) % #cookies) + 1] })
+end
+`);
+
+// KV reads per request under steady load from one session: the same worker with its blacklist
+// binding replaced by a counting stand-in (JS RPC, so the edge calls it exactly as it calls KV).
+const counted = await (async () => {
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: await freePort(),
+    workers: [
+      {
+        name: "latch",
+        scriptPath: path.join(ROOT, "edge", "build", "index.js"),
+        modules: true,
+        modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+        compatibilityDate: "2026-05-01",
+        bindings: bindings(upstreamUrl),
+        serviceBindings: { BLACKLIST: { name: "kv-counter", entrypoint: "Counter" } },
+      },
+      {
+        name: "kv-counter",
+        modules: true,
+        compatibilityDate: "2026-05-01",
+        script: `import { WorkerEntrypoint } from "cloudflare:workers";
+          let reads = 0;
+          export class Counter extends WorkerEntrypoint { async get() { reads++; return null; } }
+          export default { fetch() { return new Response(String(reads)); } };`,
+      },
+    ],
+    cf: false,
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const reads = async () => Number(await (await (await mf.getWorker("kv-counter")).fetch("http://counter/")).text());
+  return { mf, url, reads };
+})();
+
 const runs = [];
+let tokensUsed = 0;
 for (let round = 1; round <= rounds; round++) {
   // latch_public: a public route of the same worker, i.e. forwarding without any session work.
   const targets = [
@@ -110,11 +178,24 @@ for (let round = 1; round <= rounds; round++) {
     runs.push({ worker: name, round, ...result, cpu_us_per_request: (cpu * 1e6) / result.requests });
     console.error(`round ${round} ${name}: ${JSON.stringify(runs.at(-1))}`);
   }
+  const cpuBefore = cpuSeconds(latchNoKv.pid);
+  const first = await wrk(`${latchNoKv.url}/app/first`, null, null, {
+    duration: firstSightSeconds, script: firstSightScript, scriptArgs: [String(tokensUsed)],
+  });
+  const cpu = cpuSeconds(latchNoKv.pid) - cpuBefore;
+  tokensUsed += first.requests;
+  if (tokensUsed > tokens.length) console.error(`warning: ${tokensUsed} first-sight requests for ${tokens.length} tokens: some were seen before`);
+  runs.push({ worker: "latch_first_sight", round, ...first, cpu_us_per_request: (cpu * 1e6) / first.requests });
+  console.error(`round ${round} latch_first_sight: ${JSON.stringify(runs.at(-1))}`);
 }
+
+const readsBefore = await counted.reads();
+const steady = await wrk(`${counted.url}/app/page`, cookie, browser.antiCsrf);
+const kvReads = (await counted.reads()) - readsBefore;
 
 const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary = {};
-for (const name of ["passthrough", "latch", "latch_without_kv", "latch_public"]) {
+for (const name of ["passthrough", "latch", "latch_without_kv", "latch_public", "latch_first_sight"]) {
   const mine = runs.filter((r) => r.worker === name);
   summary[name] = Object.fromEntries(
     ["rps", "p50_ms", "p99_ms", "cpu_us_per_request"].map((k) => [k, median(mine.map((r) => r[k]))]),
@@ -127,8 +208,18 @@ summary.cpu_overhead_without_kv_us_per_request =
 summary.session_work_us_per_request =
   summary.latch.cpu_us_per_request - summary.latch_public.cpu_us_per_request;
 summary.throughput_ratio = summary.latch.rps / summary.passthrough.rps;
+// CPU per request as a multiple of the pass-through's, the medians of the same run.
+const ratio = (name) => summary[name].cpu_us_per_request / summary.passthrough.cpu_us_per_request;
+summary.cpu_ratio = {
+  protected_cached_with_kv: ratio("latch"),
+  protected_cached_without_kv: ratio("latch_without_kv"),
+  public: ratio("latch_public"),
+};
+summary.first_sight_verify_us =
+  summary.latch_first_sight.cpu_us_per_request - summary.latch_without_kv.cpu_us_per_request;
+summary.kv_reads_per_request = { requests: steady.requests, kv_reads: kvReads, per_request: kvReads / steady.requests };
 summary.p50_overhead_ms = summary.latch.p50_ms - summary.passthrough.p50_ms;
-const wasm = path.join(ROOT, "edge", "build", "index_bg.wasm");
+const wasm = path.join(ROOT, "edge", "build", "glue_bg.wasm");
 summary.bundle_gzip_bytes = Number(execFileSync("sh", ["-c", `cat ${ROOT}/edge/build/index.js ${wasm} | gzip -9 | wc -c`]).toString());
 
 mkdirSync(path.join(ROOT, "bench", "results"), { recursive: true });
@@ -138,6 +229,7 @@ console.log(JSON.stringify(summary, null, 2));
 console.log(`results: ${out}`);
 
 await latch.mf.dispose();
+await counted.mf.dispose();
 await latchNoKv.mf.dispose();
 await passthrough.mf.dispose();
 await origin.dispose();

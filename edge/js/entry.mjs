@@ -7,6 +7,8 @@ import * as edge from "../build/glue.js";
 let plan = null;
 // The generic 500, kept across rebuilds: a crashed instance cannot be asked for it.
 let internalError = { status: 500, headers: [], body: "" };
+// The load of the origin's settings under way, which concurrent requests share.
+let loading = null;
 
 function reply({ status, headers, body }) {
   const out = new Headers();
@@ -37,7 +39,8 @@ async function handle(request, env) {
     );
   let decision = decideNow();
   if (decision.do === "load_settings") {
-    await edge.load_settings(decision.fresh);
+    loading ??= edge.load_settings(decision.fresh).finally(() => (loading = null));
+    await loading;
     decision = decideNow();
   }
   switch (decision.do) {
@@ -103,6 +106,7 @@ export default {
         // from the compiled module so the next request is served by a fresh one.
         edge.__wbg_reset_state();
         plan = null;
+        loading = null;
       }
       return reply(internalError);
     }

@@ -45,8 +45,8 @@ pub enum Decision {
     /// A session endpoint (refresh, signout, session info, the origin's blacklist hook, a CORS
     /// preflight): hand the whole request to the async `endpoint` export.
     Endpoint,
-    /// Load the origin's settings (`fresh`: bypass the shared cache, for an unknown key), then
-    /// decide again.
+    /// Load the origin's settings (`fresh`: bypass the shared cache, for an unknown key), or
+    /// wait for the load under way, then decide again.
     LoadSettings { fresh: bool },
 }
 
@@ -84,10 +84,12 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
     let access = config.routes.access(facts.path);
     let cors = cors_headers(&config, request.origin);
     let settings = match isolate.settings_state(now_ms) {
-        SettingsState::Due => return Decision::LoadSettings { fresh: false },
+        SettingsState::Due | SettingsState::Loading => {
+            return Decision::LoadSettings { fresh: false }
+        }
         SettingsState::Ready => isolate.settings().expect("ready settings are loaded"),
-        // A public route needs nothing from the origin; the rest cannot be checked.
-        SettingsState::Unavailable if access == Access::Public => {
+        // Public and optional routes go on without identity; protected ones cannot be checked.
+        SettingsState::Unavailable if access != Access::Protected => {
             return Decision::forward(cors);
         }
         SettingsState::Unavailable => {

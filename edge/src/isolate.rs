@@ -61,6 +61,8 @@ pub struct Isolate {
     pub loaded: Option<Loaded>,
     /// When the settings were last asked for, whether or not that worked.
     pub last_load_attempt_ms: f64,
+    /// A load is under way: requests that cannot go on without settings wait for it.
+    pub loading: bool,
     pub last_unknown_kid_refetch_ms: f64,
     verified: HashMap<String, VerifiedToken>,
     blacklist: HashMap<String, BlacklistEntry>,
@@ -73,6 +75,8 @@ pub enum SettingsState {
     Ready,
     /// Due for a (re)load: this request loads them.
     Due,
+    /// Never loaded, and the load under way has not finished: wait for it.
+    Loading,
     /// Never loaded, and the last attempt failed within the cooldown.
     Unavailable,
 }
@@ -83,6 +87,7 @@ impl Isolate {
             config: Rc::new(config),
             loaded: None,
             last_load_attempt_ms: f64::MIN,
+            loading: false,
             last_unknown_kid_refetch_ms: f64::MIN,
             verified: HashMap::new(),
             blacklist: HashMap::new(),
@@ -94,14 +99,16 @@ impl Isolate {
         let retry_ms = self.config.jwks_refetch_cooldown_secs as f64 * 1000.0;
         let fresh = self.loaded.as_ref().is_some_and(|l| now_ms - l.fetched_at_ms < cache_ms);
         if fresh || now_ms - self.last_load_attempt_ms < retry_ms {
-            return if self.loaded.is_some() {
-                SettingsState::Ready
-            } else {
-                SettingsState::Unavailable
+            return match (&self.loaded, self.loading) {
+                (Some(_), _) => SettingsState::Ready,
+                (None, true) => SettingsState::Loading,
+                (None, false) => SettingsState::Unavailable,
             };
         }
-        // One request per isolate loads; the others go on with what there is meanwhile.
+        // One request per isolate loads; the others go on with what there is meanwhile, or,
+        // with nothing yet, wait for that load.
         self.last_load_attempt_ms = now_ms;
+        self.loading = true;
         SettingsState::Due
     }
 
@@ -267,6 +274,8 @@ mod tests {
     fn settings_load_once_then_wait_for_the_cache_time() {
         let mut isolate = isolate("10");
         assert_eq!(isolate.settings_state(0.0), SettingsState::Due);
+        assert_eq!(isolate.settings_state(0.5), SettingsState::Loading, "others wait for it");
+        isolate.loading = false;
         // The load failed (nothing installed): retried after the cooldown only.
         assert_eq!(isolate.settings_state(1.0), SettingsState::Unavailable);
         assert_eq!(isolate.settings_state(10_001.0), SettingsState::Due);

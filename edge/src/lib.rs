@@ -163,14 +163,16 @@ pub fn upstream_unavailable() -> String {
 #[wasm_bindgen]
 pub async fn load_settings(fresh: bool) {
     let Some(config) = with_isolate(|isolate| isolate.config.clone()) else { return };
-    match settings::fetch(&config, fresh).await {
-        Ok((settings, keys)) => {
-            with_isolate(|isolate| isolate.install(settings, keys, js_sys::Date::now()));
+    let fetched = settings::fetch(&config, fresh).await;
+    with_isolate(|isolate| {
+        isolate.loading = false;
+        match fetched {
+            Ok((settings, keys)) => isolate.install(settings, keys, js_sys::Date::now()),
+            Err(err) => {
+                worker::console_warn!("latch-edge: could not load the origin's settings: {err}")
+            }
         }
-        Err(err) => {
-            worker::console_warn!("latch-edge: could not load the origin's settings: {err}")
-        }
-    }
+    });
 }
 
 /// Serves a session endpoint: refresh, signout, session info, the origin's blacklist hook and

@@ -57,11 +57,17 @@ async fn direct_verification_and_session_calls(store: Store) {
     session.update_session_info(Some(json!({"joke": "Knock, knock"}))).await.unwrap();
     assert_eq!(session.get_session_info().await.unwrap(), Some(json!({"joke": "Knock, knock"})));
 
-    // The seed's rules: anti-CSRF on state-changing requests, the id-refresh cookie required.
-    let err =
-        latch.get_session(&browser_headers(&issued, None), &Method::POST, true).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TryRefreshToken);
-    assert!(latch.get_session(&browser_headers(&issued, None), &Method::GET, true).await.is_ok());
+    // The seed's rules: with the flag, the anti-CSRF header whatever the method; the id-refresh
+    // cookie required.
+    for method in [Method::POST, Method::GET] {
+        let err =
+            latch.get_session(&browser_headers(&issued, None), &method, true).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TryRefreshToken, "{method}");
+    }
+    assert!(latch
+        .get_session(&browser_headers(&issued, Some(&csrf)), &Method::GET, true)
+        .await
+        .is_ok());
     assert!(latch.get_session(&browser_headers(&issued, None), &Method::POST, false).await.is_ok());
     let mut no_irt = HeaderMap::new();
     no_irt.insert("cookie", format!("sAccessToken={}", access_token(&issued)).parse().unwrap());

@@ -114,7 +114,8 @@ impl Latch {
     }
 
     /// The seed's `getSession`: verifies the request. `enable_csrf_protection` requires the
-    /// `anti-csrf` header (direct mode; behind the edge, the edge enforces it).
+    /// `anti-csrf` header whatever the method, as in the seed (direct mode; behind the edge,
+    /// the edge enforces its rules).
     pub async fn get_session(
         &self,
         headers: &HeaderMap,
@@ -419,7 +420,9 @@ mod axum_support {
     use super::{ClearSession, Latch, Session};
     use crate::{SessionError, DEFAULT_SESSION_EXPIRED_STATUS};
 
-    /// Extracts the verified session, with anti-CSRF protection on state-changing methods.
+    /// Extracts the verified session, with anti-CSRF protection on state-changing methods
+    /// (`getSession(req, res, true)` for them, `false` for GET, HEAD, OPTIONS and TRACE, so
+    /// that plain navigations work).
     impl<S> FromRequestParts<S> for Session
     where
         Latch: FromRef<S>,
@@ -428,7 +431,8 @@ mod axum_support {
         type Rejection = SessionError;
 
         async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, SessionError> {
-            Latch::from_ref(state).get_session(&parts.headers, &parts.method, true).await
+            let csrf = crate::csrf::method_needs_anti_csrf(parts.method.as_str());
+            Latch::from_ref(state).get_session(&parts.headers, &parts.method, csrf).await
         }
     }
 

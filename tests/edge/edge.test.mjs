@@ -450,3 +450,25 @@ test("the blacklist is read at most once per session per interval", async () => 
   }
   assert.ok(refusedAfter !== null && refusedAfter <= 2500, `refused after ${refusedAfter} ms`);
 });
+
+test("a setting changed at the origin reaches the edge within its cache period", async () => {
+  const quick = await startEdge(edgeBindings({ SETTINGS_CACHE_SECS: "1" }));
+  try {
+    assert.equal((await fetch(`${quick.url}/private`)).status, 440);
+    await origin.stop();
+    origin.env.LATCH_SESSION_EXPIRED_STATUS = "401";
+    await origin.start();
+    let status;
+    const started = Date.now();
+    while (Date.now() - started < 5000 && status !== 401) {
+      await sleep(200);
+      status = (await fetch(`${quick.url}/private`)).status;
+    }
+    assert.equal(status, 401, "the edge follows the origin's session-expired status");
+  } finally {
+    await quick.mf.dispose();
+    await origin.stop();
+    delete origin.env.LATCH_SESSION_EXPIRED_STATUS;
+    await origin.start();
+  }
+});
