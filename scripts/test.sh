@@ -7,6 +7,9 @@
 #   - builds the edge worker offline and runs its end-to-end suite on workerd
 #   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/)
 #   - builds the fuzz targets
+#   - lints: clippy with warnings as errors (native and the edge's wasm32), and
+#     `wrangler deploy --dry-run` of the committed wrangler.toml (offline: what Cloudflare would
+#     refuse to deploy)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -47,6 +50,14 @@ node --test tests/edge/ tests/browser/
 
 step "fuzz targets build"
 cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
+
+step "lints: clippy, and wrangler's offline deploy check"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet -p latch-edge --target wasm32-unknown-unknown -- -D warnings
+DRY_RUN_DIR="$(mktemp -d)"
+WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true \
+  node_modules/.bin/wrangler deploy --dry-run --outdir "$DRY_RUN_DIR" </dev/null >/dev/null
+rm -rf "$DRY_RUN_DIR"
 
 echo
 echo "all tests passed"

@@ -129,7 +129,7 @@ impl Latch {
                 Identity::from_headers(header, app_secret, now)
                     .map_err(|err| SessionError::unauthorised(err.to_string()))?
             }
-            Verification::Direct { .. } => {
+            Verification::Direct => {
                 self.verify_directly(headers, method, enable_csrf_protection).await?
             }
         };
