@@ -23,8 +23,8 @@ cargo build --quiet --release --target wasm32-unknown-unknown -p latch-edge
 rm -rf "$out"
 "$WASM_BINDGEN_BIN" target/wasm32-unknown-unknown/release/latch_edge.wasm --out-dir "$out" \
   --out-name glue --target module --no-typescript --experimental-reset-state-function
-# -Oz keeps the bundle small without touching rustc's inlining of the verify path.
-"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# -O3: as small as -Oz here (about 240 KB gzipped), and tuned for speed: the verify path.
+"$WASM_OPT_BIN" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$out/glue_bg.wasm" -o "$out/glue_bg.wasm"
 # workerd imports a .wasm module as a compiled WebAssembly.Module: the plain import form.

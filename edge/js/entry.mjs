@@ -66,10 +66,11 @@ async function handle(request, env) {
   }
   // Copy the headers only when something must change: most requests pass as they came.
   let headers = h;
-  const spoofed = [...h.keys()].filter(latchHeader);
-  if (spoofed.length > 0 || decision.set) {
+  let spoofed = null;
+  for (const name of h.keys()) if (latchHeader(name)) (spoofed ??= []).push(name);
+  if (spoofed !== null || decision.set) {
     headers = new Headers(h);
-    for (const name of spoofed) headers.delete(name);
+    for (const name of spoofed ?? []) headers.delete(name);
     for (const [name, value] of decision.set ?? []) headers.set(name, value);
   }
   const init = { method: request.method, headers, redirect: "manual" };
