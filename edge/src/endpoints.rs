@@ -56,7 +56,7 @@ async fn route(
         return origin_blacklist_hook(req, env, config).await;
     }
     if path == settings.cookies.refresh_path && method == Method::Post {
-        return refresh(req, env, settings).await;
+        return refresh(req, env, config, settings).await;
     }
     if path == config.signout_path && method == Method::Post {
         let handle = authenticate(req).await?;
@@ -81,14 +81,18 @@ async fn route(
     Err(EdgeError::Internal(format!("no endpoint for {method:?} {path}")))
 }
 
-async fn refresh(req: &Request, env: &Env, settings: &SharedSettings) -> Result<Reply, EdgeError> {
+async fn refresh(
+    req: &Request,
+    env: &Env,
+    config: &EdgeConfig,
+    settings: &SharedSettings,
+) -> Result<Reply, EdgeError> {
     let cookie = req.headers().get("cookie")?.unwrap_or_default();
     let cookies = SessionCookies::from_cookie_header(&cookie)
         .map_err(|err| SessionError::unauthorised(err.to_string()))?;
     let refresh_token =
         cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
-    let config = with_isolate(|isolate| isolate.config.clone()).expect("configured");
-    match origin::refresh(&config, refresh_token).await {
+    match origin::refresh(config, refresh_token).await {
         Ok(issued) => Ok(Reply::json(200, r#"{"status":"OK"}"#.into())
             .with(&settings.cookies.session_headers(&issued.tokens))),
         Err(EdgeError::Session(err)) => {

@@ -82,30 +82,24 @@ pub fn configure(env: &Env) -> String {
             .or_else(|_| env.var(name).map(|value| value.to_string()))
             .ok()
     });
-    let plan = match config {
+    let upstream = match config {
         Ok(config) => {
             let upstream = config.upstream_url.clone();
             ISOLATE.with(|cell| *cell.borrow_mut() = Some(Isolate::new(config)));
-            EntryPlan {
-                ok: true,
-                upstream,
-                latch_header_prefix: HEADER_PREFIX,
-                anti_csrf_header: ANTI_CSRF_HEADER,
-                instructions: [LOGIN_HEADER, LOGOUT_HEADER],
-                internal_error: internal_error(),
-            }
+            Some(upstream)
         }
         Err(err) => {
             worker::console_error!("latch-edge: invalid configuration: {err}");
-            EntryPlan {
-                ok: false,
-                upstream: String::new(),
-                latch_header_prefix: HEADER_PREFIX,
-                anti_csrf_header: ANTI_CSRF_HEADER,
-                instructions: [LOGIN_HEADER, LOGOUT_HEADER],
-                internal_error: internal_error(),
-            }
+            None
         }
+    };
+    let plan = EntryPlan {
+        ok: upstream.is_some(),
+        upstream: upstream.unwrap_or_default(),
+        latch_header_prefix: HEADER_PREFIX,
+        anti_csrf_header: ANTI_CSRF_HEADER,
+        instructions: [LOGIN_HEADER, LOGOUT_HEADER],
+        internal_error: internal_error(),
     };
     serde_json::to_string(&plan).expect("the plan serialises")
 }
