@@ -22,18 +22,21 @@ say "[3/4] building the edge worker"
 scripts/build-edge.sh
 scripts/build-demo.sh
 
-# Secrets shared by the three processes, made once and kept in .latch/.
+# Secrets of the three processes, made once and kept in .latch/ (a missing one is added, so an
+# older .latch/run.env keeps working).
 mkdir -p .latch
-if [ ! -f .latch/run.env ]; then
-  secret() { head -c 32 /dev/urandom | base64 | tr -d '=+/' ; }
+(
   umask 077
-  {
-    echo "LATCH_MASTER_KEY=$(head -c 32 /dev/urandom | base64)"
-    echo "LATCH_API_KEY=$(secret)"
-    echo "LATCH_EDGE_SECRET=$(secret)"
-    echo "LATCH_APP_SECRET=$(secret)"
-  } > .latch/run.env
-fi
+  touch .latch/run.env
+  secret() { head -c 32 /dev/urandom | base64 | tr -d '=+/' ; }
+  seed() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' ; }
+  add() { grep -q "^$1=" .latch/run.env || echo "$1=$2" >> .latch/run.env; }
+  add LATCH_MASTER_KEY "$(head -c 32 /dev/urandom | base64)"
+  add LATCH_API_KEY "$(secret)"
+  add LATCH_EDGE_SECRET "$(secret)"
+  # The edge's Ed25519 key for identity assertions (the demo checks them with its public half).
+  add LATCH_ASSERTION_KEYS "$(seed)"
+)
 set -a; . .latch/run.env; set +a
 
 pids=()
@@ -58,12 +61,12 @@ pids+=($!)
 wait_for "http://127.0.0.1:$ORIGIN_PORT/healthz" "the origin"
 
 DEMO_LISTEN="127.0.0.1:$DEMO_PORT" LATCH_ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT" \
-  target/debug/latch-demo &
+  LATCH_EDGE_URL="http://127.0.0.1:$EDGE_PORT" target/debug/latch-demo &
 pids+=($!)
 wait_for "http://127.0.0.1:$DEMO_PORT/" "the demo app"
 
 ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT" UPSTREAM_URL="http://127.0.0.1:$DEMO_PORT" \
-  EDGE_SECRET="$LATCH_EDGE_SECRET" APP_SECRET="$LATCH_APP_SECRET" \
+  EDGE_SECRET="$LATCH_EDGE_SECRET" ASSERTION_KEYS="$LATCH_ASSERTION_KEYS" \
   DEFAULT_ROUTE=protected PUBLIC_PATHS="/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login" \
   EDGE_PORT="$EDGE_PORT" node scripts/serve-edge.mjs </dev/null &
 pids+=($!)

@@ -7,7 +7,7 @@ const names = [
   "ORIGIN_URL", "UPSTREAM_URL", "DEFAULT_ROUTE", "PUBLIC_PATHS", "OPTIONAL_PATHS", "PROTECTED_PATHS",
   "BLACKLIST_CHECK", "BLACKLIST_FAILURE", "BLACKLIST_CACHE_SECS", "SIGNOUT_PATH", "SESSION_INFO_PATH",
   "SETTINGS_CACHE_SECS", "JWKS_REFETCH_COOLDOWN_SECS", "CORS_ALLOWED_ORIGINS", "MAX_HEADER_BYTES",
-  "EDGE_SECRET", "APP_SECRET",
+  "EDGE_SECRET", "ASSERTION_KEYS", "ASSERTION_ISSUER", "ASSERTION_AUDIENCE",
 ];
 const bindings = Object.fromEntries(names.filter((n) => process.env[n] !== undefined).map((n) => [n, process.env[n]]));
 const port = Number(process.env.EDGE_PORT ?? 8787);

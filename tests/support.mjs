@@ -1,6 +1,7 @@
 // Test support shared by the end-to-end suites: free ports, the origin process, a small
 // upstream app, the edge on workerd (Miniflare), and a cookie-keeping client.
 import { spawn } from "node:child_process";
+import { createPublicKey, verify as cryptoVerify } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -12,7 +13,36 @@ export { startEdge } from "../scripts/edge.mjs";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const API_KEY = "e2e-api-key-0123456789";
 export const EDGE_SECRET = "e2e-edge-secret-0123456789";
-export const APP_SECRET = "e2e-app-secret-0123456789";
+/** The edge's assertion key: a base64url Ed25519 seed (32 bytes of 0x07). */
+export const ASSERTION_KEYS = Buffer.alloc(32, 7).toString("base64url");
+
+/** JSON with every non-ASCII character as a `\u` escape: header values must be ASCII. */
+export function asciiJson(value) {
+  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * Checks an edge assertion as any app would, with nothing but Node's crypto: EdDSA over the
+ * edge's published JWKS, then the times, issuer and audience. Returns the claims or throws.
+ */
+export async function verifyAssertion(edgeUrl, token, { audience, issuer = "latch-edge", now = Date.now() } = {}) {
+  const jwks = await (await fetch(`${edgeUrl}/.well-known/latch-assertion-jwks.json`)).json();
+  const [header, payload, signature] = token.split(".");
+  const head = JSON.parse(Buffer.from(header, "base64url"));
+  if (head.alg !== "EdDSA") throw new Error(`algorithm ${head.alg}`);
+  const jwk = jwks.keys.find((key) => key.kid === head.kid);
+  if (!jwk) throw new Error("unknown key");
+  const key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: "jwk" });
+  if (!cryptoVerify(null, Buffer.from(`${header}.${payload}`), key, Buffer.from(signature, "base64url"))) {
+    throw new Error("bad signature");
+  }
+  const claims = JSON.parse(Buffer.from(payload, "base64url"));
+  const seconds = now / 1000;
+  if (claims.exp < seconds - 5 || claims.nbf > seconds + 5) throw new Error("expired or not yet valid");
+  if (claims.iss !== issuer) throw new Error("wrong issuer");
+  if (audience !== undefined && claims.aud !== audience) throw new Error("wrong audience");
+  return claims;
+}
 const MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
 
 export function freePort() {
@@ -96,8 +126,9 @@ export async function startUpstream() {
       const headers = {};
       if (url.pathname === "/login") {
         const user = url.searchParams.get("user") ?? "anonymous";
-        headers["x-latch-login"] = JSON.stringify({
-          user_id: user,
+        const numeric = url.searchParams.get("numeric") === "1";
+        headers["x-latch-login"] = asciiJson({
+          user_id: numeric ? Number(user) : user,
           jwt_payload: { role: "member" },
           session_info: { theme: "dark" },
         });

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { Miniflare } from "miniflare";
-import { APP_SECRET, Browser, EDGE_SECRET, Origin, ROOT, freePort, startEdge } from "../../tests/support.mjs";
+import { ASSERTION_KEYS, Browser, EDGE_SECRET, Origin, ROOT, freePort, startEdge } from "../../tests/support.mjs";
 import os from "node:os";
 
 const [seconds = 10, connections = 8, rounds = 5] = process.argv.slice(2).map(Number);
@@ -76,7 +76,7 @@ const loginApp = http.createServer((req, res) => {
 await new Promise((resolve) => loginApp.listen(0, "127.0.0.1", resolve));
 const bindings = (up, extra = {}) => ({
   ORIGIN_URL: origin.url, UPSTREAM_URL: up, PUBLIC_PATHS: "/login, /public/*",
-  EDGE_SECRET, APP_SECRET, ...extra,
+  EDGE_SECRET, ASSERTION_KEYS, ...extra,
 });
 const login = await startEdge(bindings(`http://127.0.0.1:${loginApp.address().port}`));
 const browser = new Browser(login.url);

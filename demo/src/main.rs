@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use clap::Parser;
-use latch_shared::app::{ClearSession, Latch, Session, Verification};
+use latch_session::{ClearSession, Latch, Session, SessionRejection, Verification};
+use latch_shared::api::{CreateSessionRequest, UserId};
+use latch_shared::assertion::ASSERTION_JWKS_PATH;
 use latch_shared::error::{codes, error_body};
-use latch_shared::identity::LOGIN_HEADER;
-use latch_shared::SessionError;
+use latch_shared::identity::{login_instruction, LOGIN_HEADER};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_http::services::ServeDir;
@@ -36,9 +37,17 @@ struct Args {
     /// The origin's API key.
     #[arg(long, env = "LATCH_API_KEY", hide_env_values = true)]
     api_key: String,
-    /// The secret the edge signs identity headers with.
-    #[arg(long, env = "LATCH_APP_SECRET", hide_env_values = true)]
-    app_secret: String,
+    /// The edge in front of the demo: its identity assertions are checked with the keys it
+    /// publishes at `<edge>/.well-known/latch-assertion-jwks.json`.
+    #[arg(long, env = "LATCH_EDGE_URL", default_value = "http://127.0.0.1:8787")]
+    edge_url: String,
+    /// The edge's `ASSERTION_ISSUER`.
+    #[arg(long, env = "LATCH_ASSERTION_ISSUER", default_value = "latch-edge")]
+    assertion_issuer: String,
+    /// The edge's `ASSERTION_AUDIENCE` for this app (the edge's default: its `UPSTREAM_URL`);
+    /// `http://<listen address>` when not given.
+    #[arg(long, env = "LATCH_ASSERTION_AUDIENCE")]
+    assertion_audience: Option<String>,
     /// Directory of the static pages.
     #[arg(long, env = "DEMO_STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/static"))]
     static_dir: PathBuf,
@@ -50,27 +59,34 @@ struct LoginForm {
 }
 
 async fn login(Json(form): Json<LoginForm>) -> Response {
+    // Any name works, "Zoë 🚀" included: the id is the name as typed, less surrounding spaces.
     let name = form.name.trim();
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        let body = error_body(codes::BAD_REQUEST, "enter a name of 1 to 64 characters");
-        return (StatusCode::BAD_REQUEST, [(CONTENT_TYPE, "application/json")], body)
-            .into_response();
-    }
-    let instruction = json!({
-        "user_id": name,
-        "jwt_payload": {"name": name, "role": "member"},
-        "session_info": {"note": "", "theme": "light"},
-    });
+    let user_id = match UserId::text(name) {
+        Ok(user_id) if name.chars().count() <= 64 => user_id,
+        Ok(_) => return bad_request("enter a name of at most 64 characters"),
+        Err(err) => return bad_request(&format!("that name cannot be used: {err}")),
+    };
+    let instruction = CreateSessionRequest {
+        user_id,
+        jwt_payload: Some(json!({"name": name, "role": "member"})),
+        session_info: Some(json!({"note": "", "theme": "light"})),
+    };
     let mut response = Json(json!({"status": "OK"})).into_response();
+    // ASCII JSON (`\u` escapes): header values must be ASCII.
     response.headers_mut().insert(
         HeaderName::from_static(LOGIN_HEADER),
-        HeaderValue::from_str(&instruction.to_string())
-            .expect("JSON of a checked name is a valid header"),
+        HeaderValue::from_str(&login_instruction(&instruction))
+            .expect("an ASCII-only instruction is a valid header"),
     );
     response
 }
 
-async fn me(session: Session) -> Result<Json<Value>, SessionError> {
+fn bad_request(message: &str) -> Response {
+    let body = error_body(codes::BAD_REQUEST, message);
+    (StatusCode::BAD_REQUEST, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn me(session: Session) -> Result<Json<Value>, SessionRejection> {
     let session_info = session.get_session_info().await?;
     Ok(Json(json!({
         "user_id": session.get_user_id(),
@@ -88,7 +104,7 @@ struct InfoBody {
 async fn update_info(
     session: Session,
     Json(body): Json<InfoBody>,
-) -> Result<Json<Value>, SessionError> {
+) -> Result<Json<Value>, SessionRejection> {
     session.update_session_info(Some(body.session_info.clone())).await?;
     Ok(Json(json!({"session_info": body.session_info})))
 }
@@ -96,7 +112,7 @@ async fn update_info(
 async fn sessions(
     State(latch): State<Latch>,
     session: Session,
-) -> Result<Json<Value>, SessionError> {
+) -> Result<Json<Value>, SessionRejection> {
     let handles = latch.get_all_session_handles_for_user(session.get_user_id()).await?;
     Ok(Json(json!({"current": session.get_handle(), "handles": handles})))
 }
@@ -105,7 +121,7 @@ async fn revoke_other(
     State(latch): State<Latch>,
     session: Session,
     Path(handle): Path<String>,
-) -> Result<Response, SessionError> {
+) -> Result<Response, SessionRejection> {
     // Only the user's own sessions may be revoked from here.
     let mine = latch.get_all_session_handles_for_user(session.get_user_id()).await?;
     if !mine.contains(&handle) {
@@ -120,7 +136,7 @@ async fn revoke_other(
     Ok(Json(json!({"revoked": revoked})).into_response())
 }
 
-async fn logout(session: Session) -> Result<(ClearSession, Json<Value>), SessionError> {
+async fn logout(session: Session) -> Result<(ClearSession, Json<Value>), SessionRejection> {
     let cleared = session.revoke_session().await?;
     Ok((cleared, Json(json!({"status": "OK"}))))
 }
@@ -131,7 +147,11 @@ async fn main() {
     let latch = Latch::new(
         args.origin_url,
         args.api_key,
-        Verification::BehindEdge { app_secret: args.app_secret.into_bytes() },
+        Verification::BehindEdge {
+            jwks_url: format!("{}{ASSERTION_JWKS_PATH}", args.edge_url.trim_end_matches('/')),
+            issuer: args.assertion_issuer,
+            audience: args.assertion_audience.unwrap_or_else(|| format!("http://{}", args.listen)),
+        },
     );
     let app = Router::new()
         .route("/login", post(login))

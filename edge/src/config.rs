@@ -4,6 +4,7 @@
 //! (issuer, audience, cookies, statuses, anti-CSRF rules, token lifetimes) is set at the origin
 //! and fetched from its settings document (`latch_shared::settings`).
 
+use latch_shared::assertion::AssertionSigner;
 use latch_shared::engine::{Access, PathRule, Routes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,11 @@ pub struct EdgeConfig {
     /// A path whose request panics the WASM instance, to test recovery; empty (off) by default.
     pub crash_test_path: Option<String>,
     pub edge_secret: Secret,
-    pub app_secret: Secret,
+    /// Signs the identity assertion the app checks (`latch_shared::assertion`); its `Debug`
+    /// shows key ids only.
+    pub assertion: AssertionSigner,
+    /// The assertion keys' JWKS, served at `ASSERTION_JWKS_PATH`.
+    pub assertion_jwks: String,
 }
 
 const MIN_SECRET_LEN: usize = 16;
@@ -82,7 +87,9 @@ impl EdgeConfig {
         let cooldown = text("JWKS_REFETCH_COOLDOWN_SECS", Some("10"));
         let max_header = text("MAX_HEADER_BYTES", Some("16384"));
         let edge_secret = text("EDGE_SECRET", None);
-        let app_secret = text("APP_SECRET", None);
+        let assertion_keys = text("ASSERTION_KEYS", None);
+        let assertion_issuer = text("ASSERTION_ISSUER", Some("latch-edge"));
+        let assertion_audience = get("ASSERTION_AUDIENCE").filter(|v| !v.is_empty());
         let cors = get("CORS_ALLOWED_ORIGINS").unwrap_or_default();
         let public = get("PUBLIC_PATHS").unwrap_or_default();
         let optional = get("OPTIONAL_PATHS").unwrap_or_default();
@@ -128,11 +135,19 @@ impl EdgeConfig {
                 errors.push(format!("{name} must be an http(s) URL, not {url:?}"));
             }
         }
-        for (name, secret) in [("EDGE_SECRET", &edge_secret), ("APP_SECRET", &app_secret)] {
-            if !secret.is_empty() && secret.len() < MIN_SECRET_LEN {
-                errors.push(format!("{name} must be at least {MIN_SECRET_LEN} characters"));
-            }
+        if !edge_secret.is_empty() && edge_secret.len() < MIN_SECRET_LEN {
+            errors.push(format!("EDGE_SECRET must be at least {MIN_SECRET_LEN} characters"));
         }
+        // The app this edge fronts: by default, its upstream URL.
+        let upstream = upstream_url.trim_end_matches('/').to_owned();
+        let audience = assertion_audience.unwrap_or_else(|| upstream.clone());
+        let assertion = if assertion_keys.is_empty() {
+            None
+        } else {
+            AssertionSigner::from_seeds(&assertion_keys, assertion_issuer, audience)
+                .map_err(|err| errors.push(err.to_string()))
+                .ok()
+        };
         for (name, path) in
             [("SIGNOUT_PATH", &signout_path), ("SESSION_INFO_PATH", &session_info_path)]
         {
@@ -168,12 +183,14 @@ impl EdgeConfig {
             }
         }
 
-        if !errors.is_empty() {
+        let Some(assertion) = assertion.filter(|_| errors.is_empty()) else {
             return Err(errors.join("; "));
-        }
+        };
+        let assertion_jwks =
+            serde_json::to_string(&assertion.jwks()).expect("a JWKS always serialises");
         Ok(EdgeConfig {
             origin_url: origin_url.trim_end_matches('/').to_owned(),
-            upstream_url: upstream_url.trim_end_matches('/').to_owned(),
+            upstream_url: upstream,
             routes: Routes { rules, default },
             blacklist,
             blacklist_cache_secs,
@@ -185,7 +202,8 @@ impl EdgeConfig {
             max_header_bytes,
             crash_test_path,
             edge_secret: Secret(edge_secret),
-            app_secret: Secret(app_secret),
+            assertion,
+            assertion_jwks,
         })
     }
 
@@ -204,7 +222,7 @@ mod tests {
             ("ORIGIN_URL", "http://127.0.0.1:3567"),
             ("UPSTREAM_URL", "http://127.0.0.1:8080/"),
             ("EDGE_SECRET", "edge-secret-0123456789"),
-            ("APP_SECRET", "app-secret-0123456789"),
+            ("ASSERTION_KEYS", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -223,6 +241,12 @@ mod tests {
         assert_eq!(config.blacklist, BlacklistMode::FailClosed);
         assert_eq!(config.blacklist_cache_secs, 10);
         assert_eq!(config.crash_test_path, None);
+        assert_eq!(config.assertion.issuer(), "latch-edge");
+        assert_eq!(
+            config.assertion.audience(),
+            "http://127.0.0.1:8080",
+            "the upstream, by default"
+        );
     }
 
     #[test]
@@ -230,7 +254,7 @@ mod tests {
         let config = EdgeConfig::from_lookup(lookup(&[])).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("edge-secret-0123456789"), "{debug}");
-        assert!(!debug.contains("app-secret-0123456789"), "{debug}");
+        assert!(!debug.contains("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"), "{debug}");
     }
 
     #[test]
@@ -257,7 +281,7 @@ mod tests {
             ("BLACKLIST_CACHE_SECS", "600"),
             ("PUBLIC_PATHS", "static/*"),
             ("CORS_ALLOWED_ORIGINS", "*"),
-            ("APP_SECRET", "short"),
+            ("ASSERTION_KEYS", "short"),
         ]))
         .unwrap_err();
         for name in [
@@ -267,7 +291,7 @@ mod tests {
             "BLACKLIST_CACHE_SECS",
             "PUBLIC_PATHS",
             "CORS_ALLOWED_ORIGINS",
-            "APP_SECRET",
+            "ASSERTION_KEYS",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
         }

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use latch_shared::access::{VerifiedAccessToken, VerifyError};
 use latch_shared::api::{blacklist_key, paths};
+use latch_shared::assertion::{CsrfOutcome, ASSERTION_JWKS_PATH};
 use latch_shared::engine::{self, Access, RequestFacts};
 use latch_shared::error::codes;
 use latch_shared::protocol::MAX_COOKIE_HEADER_LEN;
@@ -74,6 +75,11 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
     if let Err(reply) = check_header_sizes(facts, config.max_header_bytes) {
         return Decision::Respond(reply);
     }
+    if facts.path == ASSERTION_JWKS_PATH && matches!(facts.method, "GET" | "HEAD") {
+        let mut reply = Reply::json(200, config.assertion_jwks.clone());
+        reply.headers.push(("cache-control".into(), "public, max-age=300".into()));
+        return Decision::Respond(reply);
+    }
     let endpoint = (facts.method == "OPTIONS" && request.preflight)
         || (facts.path == config.signout_path && facts.method == "POST")
         || (facts.path == config.session_info_path && matches!(facts.method, "GET" | "PUT"))
@@ -103,7 +109,7 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
     if access == Access::Public {
         return Decision::forward(cors);
     }
-    let (token, verified) = match authenticate(isolate, facts, now) {
+    let Admitted { token, verified, csrf } = match authenticate(isolate, facts, now) {
         Ok(verified) => verified,
         Err(Refusal::NeedKeys) => return Decision::LoadSettings { fresh: true },
         Err(Refusal::Session(_)) if access == Access::Optional => return Decision::forward(cors),
@@ -128,8 +134,10 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
             }
         },
     };
-    let set = isolate.identity_headers(&token, &verified, now);
-    Decision::Forward { set, response: cors, blacklist }
+    match isolate.identity_headers(&token, &verified, csrf, now) {
+        Ok(set) => Decision::Forward { set, response: cors, blacklist },
+        Err(err) => Decision::Respond(with_cors(EdgeError::Internal(err).into_reply(None), cors)),
+    }
 }
 
 /// Why a request's session was not admitted.
@@ -142,18 +150,27 @@ pub enum Refusal {
     NeedKeys,
 }
 
+/// A request the engine admitted.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub token: String,
+    pub verified: VerifiedAccessToken,
+    /// What the anti-CSRF check found, for the app's assertion (required or not here).
+    pub csrf: CsrfOutcome,
+}
+
 /// The engine's check (`latch_shared::engine`) with this isolate's cache of verified
 /// signatures and, on an unknown key, a refetch of the origin's keys at most once per cooldown.
-/// Returns the token and its verification.
 pub fn authenticate(
     isolate: &mut Isolate,
     facts: &RequestFacts<'_>,
     now: DateTime<Utc>,
-) -> Result<(String, VerifiedAccessToken), Refusal> {
+) -> Result<Admitted, Refusal> {
     let credential = engine::credential(facts).map_err(Refusal::Session)?;
     let token = credential.token().to_owned();
     let loaded = isolate.loaded.as_ref().expect("settings are loaded before authenticating");
     let check = loaded.settings.anti_csrf.check_for(facts.path);
+    let csrf_enabled = loaded.settings.anti_csrf.enabled;
     let verified = match isolate.cached_verification(&token) {
         Some(verified) => Ok(verified),
         None => {
@@ -170,10 +187,14 @@ pub fn authenticate(
             result
         }
     };
-    match engine::admit(facts, &credential, verified, check, now) {
-        Ok(verified) => Ok((token, verified)),
-        Err(err) => Err(Refusal::Session(err)),
-    }
+    let verified =
+        engine::admit(facts, &credential, verified, check, now).map_err(Refusal::Session)?;
+    let csrf = if csrf_enabled {
+        engine::csrf_outcome(facts, &credential, &verified.claims)
+    } else {
+        CsrfOutcome::NotApplicable
+    };
+    Ok(Admitted { token, verified, csrf })
 }
 
 fn with_cors(mut reply: Reply, cors: Vec<(String, String)>) -> Reply {

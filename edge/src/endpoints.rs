@@ -126,7 +126,7 @@ pub(crate) async fn authenticate(req: &Request) -> Result<String, EdgeError> {
         let checked = with_isolate(|isolate| decide::authenticate(isolate, &facts, now))
             .ok_or_else(|| EdgeError::Internal("not configured".into()))?;
         match checked {
-            Ok((_, verified)) => return Ok(verified.claims.sid),
+            Ok(admitted) => return Ok(admitted.verified.claims.sid),
             Err(Refusal::Session(err)) => return Err(err.into()),
             // Allowed at most once per cooldown, so this loops at most twice.
             Err(Refusal::NeedKeys) => crate::load_settings(true).await,

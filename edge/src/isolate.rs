@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use latch_shared::access::{VerifiedAccessToken, Verifier};
-use latch_shared::identity::Identity;
+use latch_shared::assertion::{CsrfOutcome, ASSERTION_HEADER, ASSERTION_REUSE_SECS};
+use latch_shared::identity::convenience_headers;
 use latch_shared::keys::KeySet;
 use latch_shared::settings::SharedSettings;
 
@@ -18,9 +19,6 @@ use crate::config::EdgeConfig;
 const MAX_VERIFIED_TOKENS: usize = 4096;
 const MAX_BLACKLIST_ENTRIES: usize = 8192;
 
-/// Identity headers are re-signed when older than this (their proof is accepted for 60 s).
-const IDENTITY_REUSE_SECS: i64 = 10;
-
 /// The origin's settings and the verifier for its keys.
 #[derive(Debug)]
 pub struct Loaded {
@@ -29,12 +27,18 @@ pub struct Loaded {
     pub fetched_at_ms: f64,
 }
 
-/// A token whose signature checked out, with the identity headers last made for it.
+/// A token whose signature checked out, with the identity headers last made for it: one set
+/// per anti-CSRF outcome, since the assertion reports the request's.
 #[derive(Debug, Clone)]
 struct VerifiedToken {
     token: VerifiedAccessToken,
+    identities: [Option<MintedIdentity>; 4],
+}
+
+#[derive(Debug, Clone)]
+struct MintedIdentity {
     headers: Vec<(String, String)>,
-    signed_at_secs: i64,
+    minted_at_secs: i64,
 }
 
 /// What KV last said about a session, and when it was asked.
@@ -145,39 +149,45 @@ impl Isolate {
         }
         self.verified.insert(
             token.to_owned(),
-            VerifiedToken { token: verified, headers: Vec::new(), signed_at_secs: i64::MIN },
+            VerifiedToken { token: verified, identities: Default::default() },
         );
     }
 
-    /// The identity headers for a verified token: re-signed at most every few seconds.
+    /// The identity headers for a verified token and this request's anti-CSRF outcome: the
+    /// signed assertion and the convenience copies. Minted once per token and outcome, then
+    /// reused for [`ASSERTION_REUSE_SECS`], so signing costs nothing in steady state.
     pub fn identity_headers(
         &mut self,
         token: &str,
         verified: &VerifiedAccessToken,
+        csrf: CsrfOutcome,
         now: DateTime<Utc>,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, String> {
         let now_secs = now.timestamp();
-        if let Some(cached) = self.verified.get(token) {
-            if now_secs - cached.signed_at_secs < IDENTITY_REUSE_SECS && !cached.headers.is_empty()
-            {
-                return cached.headers.clone();
+        let slot = csrf.index();
+        if let Some(minted) =
+            self.verified.get(token).and_then(|cached| cached.identities[slot].as_ref())
+        {
+            if now_secs - minted.minted_at_secs < ASSERTION_REUSE_SECS {
+                return Ok(minted.headers.clone());
             }
         }
-        let identity = Identity {
-            user_id: verified.claims.sub.clone(),
-            session_handle: verified.claims.sid.clone(),
-            jwt_payload: verified.claims.pld.clone(),
-        };
-        let headers: Vec<(String, String)> = identity
-            .to_headers(self.config.app_secret.expose().as_bytes(), now_secs)
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
+        let assertion = self
+            .config
+            .assertion
+            .mint(&verified.claims, csrf, now)
+            .map_err(|err| format!("minting the identity assertion failed: {err}"))?;
+        let mut headers = vec![(ASSERTION_HEADER.to_owned(), assertion)];
+        headers.extend(
+            convenience_headers(&verified.claims)
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
         if let Some(cached) = self.verified.get_mut(token) {
-            cached.headers = headers.clone();
-            cached.signed_at_secs = now_secs;
+            cached.identities[slot] =
+                Some(MintedIdentity { headers: headers.clone(), minted_at_secs: now_secs });
         }
-        headers
+        Ok(headers)
     }
 
     /// At most one KV read per session per isolate per `BLACKLIST_CACHE_SECS`.
@@ -227,7 +237,8 @@ mod tests {
                 match name {
                     "ORIGIN_URL" => "http://127.0.0.1:1",
                     "UPSTREAM_URL" => "http://127.0.0.1:2",
-                    "EDGE_SECRET" | "APP_SECRET" => "secret-0123456789abcdef",
+                    "EDGE_SECRET" => "secret-0123456789abcdef",
+                    "ASSERTION_KEYS" => "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
                     "BLACKLIST_CACHE_SECS" => blacklist_cache_secs,
                     _ => return None,
                 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use latch_shared::access::{self, SessionClaims, VerifiedAccessToken, VerifyError};
 use latch_shared::api::{
-    paths, validate_user_id, CreateSessionRequest, ExpiringToken, IssuedSession, RevokeResponse,
-    SessionTokens, SessionView, VerifyRequest, VerifyResponse,
+    paths, CreateSessionRequest, ExpiringToken, IssuedSession, RevokeResponse, SessionTokens,
+    SessionView, UserId, UserIdType, VerifyRequest, VerifyResponse,
 };
 use latch_shared::csrf::AntiCsrfToken;
 use latch_shared::engine::{self, AntiCsrfPolicy, Credential, RequestFacts};
@@ -21,7 +21,6 @@ use latch_shared::settings::SharedSettings;
 use latch_shared::{SessionError, TheftDetails};
 use rand::rngs::OsRng;
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::clock::{millis, Clock};
 use crate::db::Pool;
@@ -55,12 +54,58 @@ pub struct SessionService {
 /// What goes into a freshly issued set of tokens.
 struct Grant<'a> {
     handle: &'a SessionHandle,
-    user_id: String,
+    user_id: UserId,
     jwt_payload: Option<Value>,
     refresh_token: RefreshToken,
     anti_csrf: Option<AntiCsrfToken>,
     id_refresh_token: String,
     session_expires_at: i64,
+}
+
+/// A user id as stored: its text and its type, in two columns.
+#[derive(sqlx::FromRow)]
+struct StoredUserId {
+    user_id: String,
+    user_id_type: String,
+}
+
+impl StoredUserId {
+    fn type_column(user_id: &UserId) -> &'static str {
+        match user_id.kind() {
+            UserIdType::String => "string",
+            UserIdType::Number => "number",
+        }
+    }
+
+    fn into_user_id(self) -> ApiResult<UserId> {
+        let kind = match self.user_id_type.as_str() {
+            "number" => UserIdType::Number,
+            _ => UserIdType::String,
+        };
+        UserId::from_path(&self.user_id, kind).map_err(|err| {
+            ApiError::Internal(anyhow::anyhow!("stored user id is not valid: {err}"))
+        })
+    }
+}
+
+/// What a rotation reads back.
+#[derive(sqlx::FromRow)]
+struct RotatedRow {
+    #[sqlx(flatten)]
+    user_id: StoredUserId,
+    jwt_payload: Option<String>,
+}
+
+/// A session row, as a refresh that did not rotate reads it.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user_id: StoredUserId,
+    current_hash: String,
+    previous_hash: Option<String>,
+    rotated_at: Option<i64>,
+    expires_at: i64,
+    jwt_payload: Option<String>,
 }
 
 fn parse_json(text: Option<String>, what: &str) -> ApiResult<Option<Value>> {
@@ -105,7 +150,8 @@ impl SessionService {
         let claims = SessionClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
-            sub: grant.user_id.clone(),
+            sub: grant.user_id.as_text().into_owned(),
+            uid: Some(grant.user_id.clone()),
             sid: grant.handle.to_string(),
             csrf: grant.anti_csrf.as_ref().map(|token| token.as_str().to_owned()),
             pld: grant.jwt_payload.clone(),
@@ -141,7 +187,6 @@ impl SessionService {
     }
 
     pub async fn create(&self, request: CreateSessionRequest) -> ApiResult<IssuedSession> {
-        validate_user_id(&request.user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         let now = self.clock.now_ms();
         let handle = SessionHandle::generate(&mut OsRng);
         let refresh_token = self.rotation.first_token(handle.clone(), &mut OsRng);
@@ -162,11 +207,12 @@ impl SessionService {
             },
         )?;
         sqlx::query(
-            "INSERT INTO sessions (handle, user_id, current_hash, jwt_payload, session_info, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (handle, user_id, user_id_type, current_hash, jwt_payload, \
+             session_info, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(handle.as_str())
-        .bind(&request.user_id)
+        .bind(request.user_id.as_text().into_owned())
+        .bind(StoredUserId::type_column(&request.user_id))
         .bind(current_hash)
         .bind(request.jwt_payload.as_ref().map(Value::to_string))
         .bind(request.session_info.as_ref().map(Value::to_string))
@@ -192,11 +238,11 @@ impl SessionService {
         let extended_expiry = now + millis(self.settings.refresh_token_lifetime);
 
         // The compare-and-swap: only the current token rotates, exactly once.
-        let rotated = sqlx::query(
+        let rotated: Option<RotatedRow> = sqlx::query_as(
             "UPDATE sessions SET previous_hash = current_hash, current_hash = $1, \
              rotated_at = $2, expires_at = $3 \
              WHERE handle = $4 AND current_hash = $5 AND expires_at > $2 \
-             RETURNING user_id, jwt_payload",
+             RETURNING user_id, user_id_type, jwt_payload",
         )
         .bind(successor.hash().to_hex())
         .bind(now)
@@ -209,7 +255,7 @@ impl SessionService {
         let (user_id, jwt_payload, session_expires_at) = match rotated {
             Some(row) => {
                 self.metrics.sessions_refreshed.inc();
-                (row.try_get("user_id")?, row.try_get("jwt_payload")?, extended_expiry)
+                (row.user_id.into_user_id()?, row.jwt_payload, extended_expiry)
             }
             None => self.refresh_without_rotation(&handle, presented_hash, &successor, now).await?,
         };
@@ -239,33 +285,27 @@ impl SessionService {
         presented: TokenHash,
         successor: &RefreshToken,
         now: i64,
-    ) -> ApiResult<(String, Option<String>, i64)> {
-        let row = sqlx::query(
-            "SELECT user_id, current_hash, previous_hash, rotated_at, expires_at, jwt_payload \
-             FROM sessions WHERE handle = $1",
+    ) -> ApiResult<(UserId, Option<String>, i64)> {
+        let row: SessionRow = sqlx::query_as(
+            "SELECT user_id, user_id_type, current_hash, previous_hash, rotated_at, expires_at, \
+             jwt_payload FROM sessions WHERE handle = $1",
         )
         .bind(handle.as_str())
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| SessionError::unauthorised("session does not exist or was revoked"))?;
-        let user_id: String = row.try_get("user_id")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        if expires_at <= now {
+        let user_id = row.user_id.into_user_id()?;
+        if row.expires_at <= now {
             return Err(SessionError::unauthorised("session has expired").into());
         }
-        let stored = |column: &str| -> ApiResult<Option<TokenHash>> {
-            let hex: Option<String> = row.try_get(column)?;
-            Ok(hex.as_deref().and_then(TokenHash::from_hex))
-        };
-        let rotated_at: Option<i64> = row.try_get("rotated_at")?;
         let grace = millis(self.settings.refresh_grace);
-        let within_grace = grace > 0 && rotated_at.is_some_and(|at| now <= at + grace);
+        let within_grace = grace > 0 && row.rotated_at.is_some_and(|at| now <= at + grace);
         if within_grace
-            && stored("previous_hash")? == Some(presented)
-            && stored("current_hash")? == Some(successor.hash())
+            && row.previous_hash.as_deref().and_then(TokenHash::from_hex) == Some(presented)
+            && TokenHash::from_hex(&row.current_hash) == Some(successor.hash())
         {
             self.metrics.grace_reuses.inc();
-            return Ok((user_id, row.try_get("jwt_payload")?, expires_at));
+            return Ok((user_id, row.jwt_payload, row.expires_at));
         }
 
         let theft = TheftDetails { user_id, session_handle: handle.to_string() };
@@ -310,8 +350,8 @@ impl SessionService {
         }
         Ok(VerifyResponse {
             session: SessionView {
+                user_id: verified.claims.user_id(),
                 handle: verified.claims.sid,
-                user_id: verified.claims.sub,
                 jwt_payload: verified.claims.pld,
             },
             access_token_expires_at: verified.expires_at.timestamp_millis(),
@@ -337,14 +377,15 @@ impl SessionService {
     }
 
     pub async fn session_info(&self, handle: &SessionHandle) -> ApiResult<Option<Value>> {
-        let row =
-            sqlx::query("SELECT session_info FROM sessions WHERE handle = $1 AND expires_at > $2")
-                .bind(handle.as_str())
-                .bind(self.clock.now_ms())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?;
-        parse_json(row.try_get("session_info")?, "session info")
+        let (info,): (Option<String>,) = sqlx::query_as(
+            "SELECT session_info FROM sessions WHERE handle = $1 AND expires_at > $2",
+        )
+        .bind(handle.as_str())
+        .bind(self.clock.now_ms())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?;
+        parse_json(info, "session info")
     }
 
     /// Overwrites the session info, as the seed does.
@@ -383,25 +424,26 @@ impl SessionService {
     }
 
     /// Revokes every session of a user in one statement.
-    pub async fn revoke_user(&self, user_id: &str) -> ApiResult<Vec<String>> {
-        validate_user_id(user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
-        let handles: Vec<String> =
-            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING handle")
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
+    pub async fn revoke_user(&self, user_id: &UserId) -> ApiResult<Vec<String>> {
+        let handles: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE user_id = $1 AND user_id_type = $2 RETURNING handle",
+        )
+        .bind(user_id.as_text().into_owned())
+        .bind(StoredUserId::type_column(user_id))
+        .fetch_all(&self.pool)
+        .await?;
         self.metrics.sessions_revoked.inc_by(handles.len() as u64);
         self.revocations.publish(handles.clone());
         Ok(handles)
     }
 
-    pub async fn user_sessions(&self, user_id: &str) -> ApiResult<Vec<String>> {
-        validate_user_id(user_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    pub async fn user_sessions(&self, user_id: &UserId) -> ApiResult<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT handle FROM sessions WHERE user_id = $1 AND expires_at > $2 \
-             ORDER BY created_at, handle",
+            "SELECT handle FROM sessions WHERE user_id = $1 AND user_id_type = $2 \
+             AND expires_at > $3 ORDER BY created_at, handle",
         )
-        .bind(user_id)
+        .bind(user_id.as_text().into_owned())
+        .bind(StoredUserId::type_column(user_id))
         .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?)

@@ -94,7 +94,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing(store: Store) {
                 Method::POST,
                 "/v1/sessions",
                 Some("application/json"),
-                json_body(r#"{"user_id":7}"#),
+                json_body(r#"{"user_id":7.5}"#),
             ),
             StatusCode::BAD_REQUEST,
         ),

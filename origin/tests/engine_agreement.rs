@@ -7,9 +7,9 @@ use latch_edge::decide::{self, Refusal};
 use latch_edge::isolate::Isolate;
 use latch_edge::EdgeConfig;
 use latch_origin::sessions::check_access_token;
+use latch_session::check_request;
 use latch_shared::access::{sign, SessionClaims, VerifiedAccessToken};
 use latch_shared::api::VerifyRequest;
-use latch_shared::app::check_request;
 use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule, RequestFacts};
 use latch_shared::keys::{KeySet, SigningKey};
 use latch_shared::protocol::CookiePolicy;
@@ -59,7 +59,8 @@ fn isolate(enabled: bool) -> Isolate {
             match name {
                 "ORIGIN_URL" => "http://127.0.0.1:1",
                 "UPSTREAM_URL" => "http://127.0.0.1:2",
-                "EDGE_SECRET" | "APP_SECRET" => "secret-0123456789abcdef",
+                "EDGE_SECRET" => "secret-0123456789abcdef",
+                "ASSERTION_KEYS" => "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
                 _ => return None,
             }
             .to_owned(),
@@ -92,6 +93,7 @@ fn token(kind: Token) -> String {
         iss: ISSUER.into(),
         aud: aud.into(),
         sub: "zoë".into(),
+        uid: Some(latch_shared::api::UserId::Text("zoë".into())),
         sid: "handle-1".into(),
         csrf: csrf.map(str::to_owned),
         pld: Some(serde_json::json!({"role": "admin"})),
@@ -140,7 +142,7 @@ fn outcome(result: Result<VerifiedAccessToken, SessionError>) -> Outcome {
 
 fn edge(isolate: &mut Isolate, facts: &RequestFacts<'_>) -> Outcome {
     match decide::authenticate(isolate, facts, now()) {
-        Ok((_, verified)) => outcome(Ok(verified)),
+        Ok(admitted) => outcome(Ok(admitted.verified)),
         Err(Refusal::Session(err)) => Err(err),
         Err(Refusal::NeedKeys) => panic!("the refetch allowance was used up"),
     }

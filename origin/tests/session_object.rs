@@ -5,11 +5,15 @@ mod common;
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use common::*;
-use latch_shared::app::{Latch, Verification};
+use latch_session::{Latch, Verification};
+use latch_shared::api::UserId;
 use latch_shared::ErrorKind;
 use serde_json::json;
 
-on_both_stores!(direct_verification_and_session_calls);
+on_both_stores!(
+    direct_verification_and_session_calls,
+    numeric_and_string_ids_are_different_users_given_back_with_their_type
+);
 
 /// Serves the origin's router on a real port.
 async fn serve(origin: &Origin) -> String {
@@ -41,7 +45,7 @@ async fn direct_verification_and_session_calls(store: Store) {
     let url = serve(&origin).await;
     let latch = Latch::new(&url, API_KEY, Verification::Direct);
     let issued = latch
-        .create_new_session("sam", Some(json!({"tier": "gold"})), Some(json!(1)))
+        .create_new_session(sam(), Some(json!({"tier": "gold"})), Some(json!(1)))
         .await
         .unwrap();
     let issued = serde_json::to_value(&issued).unwrap();
@@ -82,12 +86,12 @@ async fn direct_verification_and_session_calls(store: Store) {
         assert_eq!(rotated.status, StatusCode::OK);
     }
     let fresh =
-        serde_json::to_value(latch.create_new_session("sam", None, None).await.unwrap()).unwrap();
+        serde_json::to_value(latch.create_new_session(sam(), None, None).await.unwrap()).unwrap();
     assert!(!cached_kids.contains(&kid_of(&access_token(&fresh))));
     assert!(latch.get_session(&browser_headers(&fresh, None), &Method::GET, false).await.is_ok());
 
     // Admin functions.
-    let mut handles = latch.get_all_session_handles_for_user("sam").await.unwrap();
+    let mut handles = latch.get_all_session_handles_for_user(&sam()).await.unwrap();
     handles.sort();
     let mut expected = vec![handle(&issued), handle(&fresh)];
     expected.sort();
@@ -102,6 +106,73 @@ async fn direct_verification_and_session_calls(store: Store) {
     assert!(cleared.0.iter().any(|h| h.name == "id-refresh-token" && h.value == "remove"));
     let err = session.get_session_info().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorised);
-    assert_eq!(latch.revoke_all_sessions_for_user("sam").await.unwrap(), vec![handle(&fresh)]);
+    assert_eq!(latch.revoke_all_sessions_for_user(&sam()).await.unwrap(), vec![handle(&fresh)]);
     assert!(!latch.revoke_session_using_session_handle(&handle(&fresh)).await.unwrap());
+}
+
+fn sam() -> UserId {
+    UserId::text("sam").unwrap()
+}
+
+/// The seed's `userId: string | number`: 7 and "7" are two users, each id comes back with its
+/// type from create, verify, refresh and the user's session list.
+async fn numeric_and_string_ids_are_different_users_given_back_with_their_type(store: Store) {
+    let origin = Origin::start(&store).await;
+    let url = serve(&origin).await;
+    let latch = Latch::new(&url, API_KEY, Verification::Direct);
+    let number = UserId::number(7).unwrap();
+    let text = UserId::text("7").unwrap();
+    let unicode = UserId::text("Zoë 🚀").unwrap();
+    let mut issued = Vec::new();
+    for user_id in [&number, &text, &unicode] {
+        let session = latch.create_new_session(user_id.clone(), None, None).await.unwrap();
+        assert_eq!(&session.session.user_id, user_id);
+        let issued_json = serde_json::to_value(&session).unwrap();
+        let verified =
+            latch.get_session(&browser_headers(&issued_json, None), &Method::GET, false).await;
+        assert_eq!(verified.unwrap().get_user_id(), user_id);
+        issued.push(session);
+    }
+    assert_eq!(
+        serde_json::to_value(&issued[0]).unwrap()["session"]["user_id"],
+        json!(7),
+        "a number on the wire"
+    );
+    // Each id lists, refreshes and revokes only its own sessions.
+    for (user_id, session) in [&number, &text, &unicode].into_iter().zip(&issued) {
+        let handles = latch.get_all_session_handles_for_user(user_id).await.unwrap();
+        assert_eq!(handles, vec![session.session.handle.clone()], "{user_id:?}");
+        let refreshed = origin
+            .call(
+                Method::POST,
+                "/v1/sessions/refresh",
+                Some(API_KEY),
+                Some(json!({"refresh_token": session.tokens.refresh_token.value})),
+            )
+            .await;
+        assert_eq!(refreshed.body["session"]["user_id"], serde_json::to_value(user_id).unwrap());
+    }
+    assert_eq!(latch.revoke_all_sessions_for_user(&number).await.unwrap().len(), 1);
+    assert_eq!(latch.get_all_session_handles_for_user(&text).await.unwrap().len(), 1, "\"7\" kept");
+
+    // Ids that cannot travel are refused at creation with the reason.
+    for (bad, reason) in [
+        (json!(" padded"), "whitespace"),
+        (json!("a\nb"), "control"),
+        (json!(7.5), "whole number"),
+        (json!(9007199254740992_i64), "whole number"),
+        (json!(true), "string or a"),
+    ] {
+        let answer = origin
+            .call(Method::POST, "/v1/sessions", Some(API_KEY), Some(json!({"user_id": bad})))
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+        let message = answer.body["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{bad}: {message}");
+    }
+    // A numeric id in a path is written in decimal with `user_id_type=number`.
+    let listed = origin
+        .call(Method::GET, "/v1/users/07/sessions?user_id_type=number", Some(API_KEY), None)
+        .await;
+    assert_eq!(listed.status, StatusCode::BAD_REQUEST, "one spelling per number");
 }

@@ -1,16 +1,22 @@
 //! Access tokens: standard JWTs signed with EdDSA, verified without any I/O.
 //!
-//! Claims: `iss`, `aud`, `iat`, `nbf`, `exp`, `sub` (user id), `sid` (session handle), `csrf`
-//! (anti-CSRF token, when enabled) and `pld`, the app's JWT payload. The payload sits under its
-//! own claim so that nothing an app puts in it can override a reserved claim.
+//! Claims: `iss`, `aud`, `iat`, `nbf`, `exp`, `sub` (the user id as a string), `uid` (the user
+//! id with its JSON type), `sid` (session handle), `csrf` (anti-CSRF token, when enabled) and
+//! `pld`, the app's JWT payload. The payload sits under its own claim so that nothing an app
+//! puts in it can override a reserved claim.
+//!
+//! [`sign_jws`] and [`verify_jws`] are the one EdDSA signing and checking path, shared with the
+//! edge's identity assertion (`crate::assertion`).
 
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::{alg::Ed25519, AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::SessionError;
 use crate::keys::{KeySet, SigningKey, ALGORITHM};
+use crate::user_id::UserId;
 
 /// Browsers drop cookies over about 4 KiB, so a longer token could never come back: refuse to
 /// mint one, and refuse to parse one.
@@ -24,8 +30,12 @@ pub const DEFAULT_LEEWAY: Duration = Duration::seconds(5);
 pub struct SessionClaims {
     pub iss: String,
     pub aud: String,
-    /// The user id.
+    /// The user id's text (`sub` is always a string; [`SessionClaims::user_id`] has the type).
     pub sub: String,
+    /// The user id as the app gave it: a JSON string or number. Tokens minted before numeric
+    /// ids existed lack it; their id is `sub`, a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<UserId>,
     /// The session handle.
     pub sid: String,
     /// The anti-CSRF token; absent when anti-CSRF protection is off.
@@ -34,6 +44,13 @@ pub struct SessionClaims {
     /// The app's JWT payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pld: Option<Value>,
+}
+
+impl SessionClaims {
+    /// The user id with its type.
+    pub fn user_id(&self) -> UserId {
+        self.uid.clone().unwrap_or_else(|| UserId::Text(self.sub.clone()))
+    }
 }
 
 /// A signed access token and when it stops being valid.
@@ -59,6 +76,21 @@ pub fn sign(
     now: DateTime<Utc>,
     lifetime: Duration,
 ) -> Result<SignedAccessToken, SignError> {
+    let (value, expires_at) = sign_jws(key, &claims, now, lifetime)?;
+    if value.len() > MAX_ACCESS_TOKEN_LEN {
+        return Err(SignError::TooLarge { len: value.len() });
+    }
+    Ok(SignedAccessToken { value, expires_at })
+}
+
+/// Signs `claims` as a compact EdDSA JWS with `iat`, `nbf` and `exp` (from `now` for
+/// `lifetime`) and the key's `kid`. Returns the token and its expiry.
+pub fn sign_jws<C: Serialize>(
+    key: &SigningKey,
+    claims: &C,
+    now: DateTime<Utc>,
+    lifetime: Duration,
+) -> Result<(String, DateTime<Utc>), SignError> {
     // Whole seconds: JWT times are NumericDate seconds, so round-trip what we report.
     let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     let expires_at = now + lifetime;
@@ -70,10 +102,59 @@ pub fn sign(
     let value = Ed25519
         .token(&header, &jwt_claims, key.inner())
         .map_err(|err| SignError::Claims(err.to_string()))?;
-    if value.len() > MAX_ACCESS_TOKEN_LEN {
-        return Err(SignError::TooLarge { len: value.len() });
+    Ok((value, expires_at))
+}
+
+/// A JWS whose algorithm, key, signature and times checked out; the caller checks the claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedJws<C> {
+    pub claims: C,
+    pub kid: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Checks a compact JWS: at most `max_len` bytes, `alg` EdDSA (the only one any key is bound
+/// to), a `kid` in `keys`, the signature, and `iat`/`nbf`/`exp` present and valid at `now`
+/// within `leeway`. Never panics, whatever the input.
+pub fn verify_jws<C: DeserializeOwned>(
+    keys: &KeySet,
+    token: &str,
+    max_len: usize,
+    now: DateTime<Utc>,
+    leeway: Duration,
+) -> Result<VerifiedJws<C>, VerifyError> {
+    if token.len() > max_len {
+        return Err(VerifyError::TooLong);
     }
-    Ok(SignedAccessToken { value, expires_at })
+    let untrusted = UntrustedToken::new(token).map_err(|_| VerifyError::Malformed)?;
+    if untrusted.algorithm() != ALGORITHM {
+        return Err(VerifyError::AlgorithmNotAllowed);
+    }
+    let kid = untrusted.header().key_id.as_deref().ok_or(VerifyError::MissingKeyId)?;
+    let key = keys.get(kid).ok_or_else(|| VerifyError::UnknownKey { kid: kid.to_owned() })?;
+    let verified =
+        Ed25519.validator::<C>(key.inner()).validate(&untrusted).map_err(|err| match err {
+            jwt_compact::ValidationError::MalformedClaims(_) => VerifyError::BadClaims,
+            jwt_compact::ValidationError::AlgorithmMismatch { .. } => {
+                VerifyError::AlgorithmNotAllowed
+            }
+            _ => VerifyError::BadSignature,
+        })?;
+    let claims = verified.claims();
+    let options = TimeOptions::new(leeway, move || now);
+    let (Some(issued_at), Some(expires_at), Some(_)) =
+        (claims.issued_at, claims.expiration, claims.not_before)
+    else {
+        return Err(VerifyError::MissingTimeClaim);
+    };
+    claims.validate_expiration(&options).map_err(|_| VerifyError::Expired)?;
+    claims.validate_maturity(&options).map_err(|_| VerifyError::NotYetValid)?;
+    if issued_at > now + leeway {
+        return Err(VerifyError::NotYetValid);
+    }
+    let kid = kid.to_owned();
+    Ok(VerifiedJws { claims: verified.into_parts().1.custom, kid, issued_at, expires_at })
 }
 
 /// A token whose signature, times, issuer and audience all checked out.
@@ -150,49 +231,19 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedAccessToken, VerifyError> {
-        if token.len() > MAX_ACCESS_TOKEN_LEN {
-            return Err(VerifyError::TooLong);
-        }
-        let untrusted = UntrustedToken::new(token).map_err(|_| VerifyError::Malformed)?;
-        if untrusted.algorithm() != ALGORITHM {
-            return Err(VerifyError::AlgorithmNotAllowed);
-        }
-        let kid = untrusted.header().key_id.as_deref().ok_or(VerifyError::MissingKeyId)?;
-        let key =
-            self.keys.get(kid).ok_or_else(|| VerifyError::UnknownKey { kid: kid.to_owned() })?;
-        let verified = Ed25519
-            .validator::<SessionClaims>(key.inner())
-            .validate(&untrusted)
-            .map_err(|err| match err {
-                jwt_compact::ValidationError::MalformedClaims(_) => VerifyError::BadClaims,
-                jwt_compact::ValidationError::AlgorithmMismatch { .. } => {
-                    VerifyError::AlgorithmNotAllowed
-                }
-                _ => VerifyError::BadSignature,
-            })?;
-        let claims = verified.claims();
-        let options = TimeOptions::new(self.leeway, move || now);
-        let (Some(issued_at), Some(expires_at), Some(_)) =
-            (claims.issued_at, claims.expiration, claims.not_before)
-        else {
-            return Err(VerifyError::MissingTimeClaim);
-        };
-        claims.validate_expiration(&options).map_err(|_| VerifyError::Expired)?;
-        claims.validate_maturity(&options).map_err(|_| VerifyError::NotYetValid)?;
-        if issued_at > now + self.leeway {
-            return Err(VerifyError::NotYetValid);
-        }
-        if claims.custom.iss != self.issuer {
+        let jws: VerifiedJws<SessionClaims> =
+            verify_jws(&self.keys, token, MAX_ACCESS_TOKEN_LEN, now, self.leeway)?;
+        if jws.claims.iss != self.issuer {
             return Err(VerifyError::WrongIssuer);
         }
-        if claims.custom.aud != self.audience {
+        if jws.claims.aud != self.audience {
             return Err(VerifyError::WrongAudience);
         }
         Ok(VerifiedAccessToken {
-            claims: claims.custom.clone(),
-            kid: kid.to_owned(),
-            issued_at,
-            expires_at,
+            claims: jws.claims,
+            kid: jws.kid,
+            issued_at: jws.issued_at,
+            expires_at: jws.expires_at,
         })
     }
 }
@@ -228,6 +279,7 @@ mod tests {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             sub: "alice".into(),
+            uid: Some(crate::user_id::UserId::Text("alice".into())),
             sid: "handle-1".into(),
             csrf: Some("csrf-1".into()),
             pld: Some(serde_json::json!({"role": "admin", "sub": "mallory"})),
@@ -434,7 +486,8 @@ mod tests {
         #[test]
         fn any_payload_round_trips(user in "[^\u{0}]{1,64}", n in any::<i64>(), s in ".{0,64}") {
             let mut c = claims();
-            c.sub = user;
+            c.sub = user.clone();
+            c.uid = crate::user_id::UserId::text(user).ok();
             c.pld = Some(serde_json::json!({"n": n, "s": s}));
             let signed = sign(&key(), c.clone(), now(), Duration::seconds(60)).unwrap();
             prop_assert_eq!(verifier().verify(&signed.value, now()).unwrap().claims, c);

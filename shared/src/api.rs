@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::protocol::ResponseHeader;
+pub use crate::user_id::{UserId, UserIdError, UserIdType, MAX_USER_ID_LEN};
 
 /// Paths of the origin's API.
 pub mod paths {
@@ -40,9 +41,14 @@ pub mod paths {
         format!("/v1/sessions/{}/info", encode_segment(handle))
     }
 
-    /// [`USER_SESSIONS`] for one user; user ids may hold any printable character.
-    pub fn user_sessions(user_id: &str) -> String {
-        format!("/v1/users/{}/sessions", encode_segment(user_id))
+    /// [`USER_SESSIONS`] for one user: the id's text, percent-encoded, and for a numeric id
+    /// `?user_id_type=number` (`7` and `"7"` are different users).
+    pub fn user_sessions(user_id: &super::UserId) -> String {
+        let path = format!("/v1/users/{}/sessions", encode_segment(&user_id.as_text()));
+        match user_id {
+            super::UserId::Text(_) => path,
+            super::UserId::Number(_) => path + "?user_id_type=number",
+        }
     }
 
     /// Percent-encodes one path segment (RFC 3986 unreserved characters pass unchanged).
@@ -63,39 +69,12 @@ pub mod paths {
 /// payloads included).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Longest user id accepted, in bytes.
-pub const MAX_USER_ID_LEN: usize = 255;
-
-/// Why a user id was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UserIdError {
-    #[error("user_id must not be empty")]
-    Empty,
-    #[error("user_id must be at most {MAX_USER_ID_LEN} bytes")]
-    TooLong,
-    #[error("user_id must not contain control characters")]
-    ControlCharacter,
-}
-
-/// User ids are opaque strings chosen by the app; they travel in tokens and headers, so control
-/// characters (header injection) and unbounded lengths are refused.
-pub fn validate_user_id(user_id: &str) -> Result<(), UserIdError> {
-    if user_id.is_empty() {
-        Err(UserIdError::Empty)
-    } else if user_id.len() > MAX_USER_ID_LEN {
-        Err(UserIdError::TooLong)
-    } else if user_id.chars().any(char::is_control) {
-        Err(UserIdError::ControlCharacter)
-    } else {
-        Ok(())
-    }
-}
-
 /// `POST /v1/sessions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
-    pub user_id: String,
+    /// A JSON string or a whole JSON number, given back with its type.
+    pub user_id: UserId,
     #[serde(default)]
     pub jwt_payload: Option<Value>,
     #[serde(default)]
@@ -124,7 +103,7 @@ pub struct SessionTokens {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionView {
     pub handle: String,
-    pub user_id: String,
+    pub user_id: UserId,
     #[serde(default)]
     pub jwt_payload: Option<Value>,
 }
@@ -213,21 +192,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_ids_are_bounded_and_printable() {
-        assert!(validate_user_id("alice@example.com").is_ok());
-        assert!(validate_user_id("ユーザー 7").is_ok());
-        assert_eq!(validate_user_id(""), Err(UserIdError::Empty));
-        assert_eq!(validate_user_id(&"x".repeat(256)), Err(UserIdError::TooLong));
-        assert_eq!(validate_user_id("a\r\nX-User: admin"), Err(UserIdError::ControlCharacter));
-    }
-
-    #[test]
     fn paths_are_built_from_their_templates_with_encoded_segments() {
         assert_eq!(paths::session("h1"), paths::SESSION.replace("{handle}", "h1"));
         assert_eq!(paths::session_info("h1"), paths::SESSION_INFO.replace("{handle}", "h1"));
-        assert_eq!(paths::user_sessions("alice"), "/v1/users/alice/sessions");
-        assert_eq!(paths::user_sessions("a b/c?d"), "/v1/users/a%20b%2Fc%3Fd/sessions");
-        assert_eq!(paths::user_sessions("ü"), "/v1/users/%C3%BC/sessions");
+        assert_eq!(paths::user_sessions(&UserId::Text("alice".into())), "/v1/users/alice/sessions");
+        assert_eq!(
+            paths::user_sessions(&UserId::Text("a b/c?d".into())),
+            "/v1/users/a%20b%2Fc%3Fd/sessions"
+        );
+        assert_eq!(paths::user_sessions(&UserId::Text("ü".into())), "/v1/users/%C3%BC/sessions");
+        assert_eq!(
+            paths::user_sessions(&UserId::Number(7)),
+            "/v1/users/7/sessions?user_id_type=number"
+        );
     }
 
     #[test]
@@ -238,6 +215,10 @@ mod tests {
         assert!(
             serde_json::from_str::<CreateSessionRequest>(r#"{"user_id":"u","userid":1}"#).is_err()
         );
-        assert!(serde_json::from_str::<CreateSessionRequest>(r#"{"user_id":7}"#).is_err());
+        let numeric: CreateSessionRequest = serde_json::from_str(r#"{"user_id":7}"#).unwrap();
+        assert_eq!(numeric.user_id, UserId::Number(7));
+        let err =
+            serde_json::from_str::<CreateSessionRequest>(r#"{"user_id":" bob"}"#).unwrap_err();
+        assert!(err.to_string().contains("whitespace"), "{err}");
     }
 }

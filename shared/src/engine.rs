@@ -17,7 +17,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{VerifiedAccessToken, VerifyError, DEFAULT_LEEWAY};
+use crate::access::{SessionClaims, VerifiedAccessToken, VerifyError, DEFAULT_LEEWAY};
+use crate::assertion::CsrfOutcome;
 use crate::csrf::{anti_csrf_matches, method_needs_anti_csrf};
 use crate::protocol::SessionCookies;
 use crate::SessionError;
@@ -155,16 +156,31 @@ pub fn admit(
     if now > verified.expires_at + DEFAULT_LEEWAY {
         return Err(VerifyError::Expired.into());
     }
-    if matches!(credential, Credential::Cookie(_)) && check.applies_to(facts.method) {
-        let Some(presented) = facts.anti_csrf else {
-            return Err(SessionError::try_refresh("anti-csrf token not found in headers"));
-        };
-        let expected = verified.claims.csrf.as_deref().unwrap_or_default();
-        if expected.is_empty() || !anti_csrf_matches(expected, Some(presented)) {
-            return Err(SessionError::try_refresh("anti-csrf check failed"));
-        }
+    if check.applies_to(facts.method) {
+        csrf_outcome(facts, credential, &verified.claims).enforce()?;
     }
     Ok(verified)
+}
+
+/// Rule 4's finding for this request, whether or not a check applies: what the edge's
+/// assertion reports to the app (`crate::assertion`). A Bearer token is never checked.
+pub fn csrf_outcome(
+    facts: &RequestFacts<'_>,
+    credential: &Credential,
+    claims: &SessionClaims,
+) -> CsrfOutcome {
+    if matches!(credential, Credential::Bearer(_)) {
+        return CsrfOutcome::NotApplicable;
+    }
+    let Some(presented) = facts.anti_csrf else {
+        return CsrfOutcome::Missing;
+    };
+    let expected = claims.csrf.as_deref().unwrap_or_default();
+    if !expected.is_empty() && anti_csrf_matches(expected, Some(presented)) {
+        CsrfOutcome::Passed
+    } else {
+        CsrfOutcome::Failed
+    }
 }
 
 /// The whole check for a caller whose signature check is synchronous: rules 1 to 4.
@@ -266,6 +282,7 @@ mod tests {
             iss: "iss".into(),
             aud: "aud".into(),
             sub: "alice".into(),
+            uid: Some(crate::user_id::UserId::Text("alice".into())),
             sid: "h1".into(),
             csrf: csrf.map(str::to_owned),
             pld: None,

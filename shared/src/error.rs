@@ -61,7 +61,7 @@ impl std::fmt::Display for ErrorKind {
 /// app can alert the user or revoke their other sessions too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TheftDetails {
-    pub user_id: String,
+    pub user_id: crate::user_id::UserId,
     pub session_handle: String,
 }
 
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn json_body_shape_round_trips() {
         let err = SessionError::theft(TheftDetails {
-            user_id: "alice".into(),
+            user_id: crate::user_id::UserId::Text("alice".into()),
             session_handle: "h1".into(),
         });
         let json = err.to_json();

@@ -1,206 +1,167 @@
-//! How the edge hands a verified session to the app behind it, and how the app talks back.
+//! The headers between the edge and the app behind it.
 //!
-//! The edge removes every `x-latch-*` header the client sent, then adds the user id, session
-//! handle and JWT payload, and a proof: an HMAC (shared app secret) over those values and the
-//! time. An app checks the proof, so a request that bypassed the edge cannot claim an identity.
+//! Towards the app, the edge removes every client-sent header named `x-latch-*` (in any case,
+//! and with `_` for `-`, which CGI-style servers treat alike), then sets:
+//! - `x-latch-assertion`: the signed identity assertion (`crate::assertion`), **the one to
+//!   trust**;
+//! - `x-latch-user-id` and `x-latch-session-handle`: plain convenience copies for logs and
+//!   dashboards, unauthenticated. The user id is percent-encoded UTF-8 (see
+//!   [`encode_header_text`]), so every id fits in a header.
 //!
-//! In the other direction, an app's *response* may carry a login instruction (`x-latch-login`,
-//! JSON `{"user_id": …, "jwt_payload": …, "session_info": …}`) or a logout instruction
-//! (`x-latch-logout`); the edge acts on them and removes them before the browser sees them.
+//! Back from the app, a response may carry a login instruction (`x-latch-login`, the JSON of
+//! [`CreateSessionRequest`], ASCII-only: non-ASCII characters as `\u` escapes, which
+//! [`login_instruction`] writes, or the same JSON in unpadded base64url) or a logout instruction
+//! (`x-latch-logout`). The edge acts on them and removes them before the browser sees them.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sha2::Sha256;
 
+use crate::access::SessionClaims;
 use crate::api::CreateSessionRequest;
 
 /// Prefix of every header Latch owns; the edge drops client-sent ones.
 pub const HEADER_PREFIX: &str = "x-latch-";
+/// Convenience copy of the user id, percent-encoded; trust the assertion instead.
 pub const USER_ID_HEADER: &str = "x-latch-user-id";
+/// Convenience copy of the session handle; trust the assertion instead.
 pub const SESSION_HANDLE_HEADER: &str = "x-latch-session-handle";
-/// base64url of the JWT payload's JSON; absent when the session has none.
-pub const JWT_PAYLOAD_HEADER: &str = "x-latch-jwt-payload";
-/// `v1:<unix seconds>:<base64url HMAC-SHA256>`.
-pub const PROOF_HEADER: &str = "x-latch-proof";
 /// App response header: create a session (JSON [`CreateSessionRequest`]).
 pub const LOGIN_HEADER: &str = "x-latch-login";
 /// App response header: revoke the request's session.
 pub const LOGOUT_HEADER: &str = "x-latch-logout";
 
-/// How long a proof stays acceptable, against replays of captured upstream requests.
-pub const MAX_PROOF_AGE_SECS: i64 = 60;
-
-/// The session the edge verified.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Identity {
-    pub user_id: String,
-    pub session_handle: String,
-    pub jwt_payload: Option<Value>,
+/// Whether a request header name is one of Latch's, however spelled: any case, `_` for `-`.
+pub fn is_latch_header(name: &str) -> bool {
+    name.len() >= HEADER_PREFIX.len()
+        && name.as_bytes()[..HEADER_PREFIX.len()].iter().zip(HEADER_PREFIX.as_bytes()).all(
+            |(&byte, &expected)| match expected {
+                b'-' => byte == b'-' || byte == b'_',
+                _ => byte.to_ascii_lowercase() == expected,
+            },
+        )
 }
 
-fn mac(secret: &[u8], timestamp: i64, user_id: &str, handle: &str, payload: &str) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    // Lengths are fixed by the separators: none of the fields may contain '\n' (user ids have
-    // no control characters, handles and base64url never do).
-    mac.update(
-        format!("latch-identity/v1\n{timestamp}\n{user_id}\n{handle}\n{payload}").as_bytes(),
-    );
-    mac
+/// The convenience headers for a verified session.
+pub fn convenience_headers(claims: &SessionClaims) -> [(&'static str, String); 2] {
+    [
+        (USER_ID_HEADER, encode_header_text(&claims.user_id().as_text())),
+        (SESSION_HANDLE_HEADER, claims.sid.clone()),
+    ]
 }
 
-impl Identity {
-    /// The headers the edge adds to the upstream request.
-    pub fn to_headers(&self, secret: &[u8], now_secs: i64) -> Vec<(&'static str, String)> {
-        let payload = self
-            .jwt_payload
-            .as_ref()
-            .map(|value| URL_SAFE_NO_PAD.encode(value.to_string()))
-            .unwrap_or_default();
-        let tag = mac(secret, now_secs, &self.user_id, &self.session_handle, &payload)
-            .finalize()
-            .into_bytes();
-        let mut headers = vec![
-            (USER_ID_HEADER, self.user_id.clone()),
-            (SESSION_HANDLE_HEADER, self.session_handle.clone()),
-            (PROOF_HEADER, format!("v1:{now_secs}:{}", URL_SAFE_NO_PAD.encode(tag))),
-        ];
-        if !payload.is_empty() {
-            headers.push((JWT_PAYLOAD_HEADER, payload));
-        }
-        headers
-    }
-
-    /// Checks the edge's proof and reads the identity. `header` looks a request header up.
-    pub fn from_headers<'a>(
-        header: impl Fn(&str) -> Option<&'a str>,
-        secret: &[u8],
-        now_secs: i64,
-    ) -> Result<Identity, ProofError> {
-        let proof = header(PROOF_HEADER).ok_or(ProofError::Missing)?;
-        let user_id = header(USER_ID_HEADER).ok_or(ProofError::Missing)?;
-        let handle = header(SESSION_HANDLE_HEADER).ok_or(ProofError::Missing)?;
-        let payload = header(JWT_PAYLOAD_HEADER).unwrap_or_default();
-        let mut parts = proof.splitn(3, ':');
-        let (Some("v1"), Some(timestamp), Some(tag)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ProofError::Malformed);
-        };
-        let timestamp: i64 = timestamp.parse().map_err(|_| ProofError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| ProofError::Malformed)?;
-        mac(secret, timestamp, user_id, handle, payload)
-            .verify_slice(&tag)
-            .map_err(|_| ProofError::Invalid)?;
-        if (now_secs - timestamp).abs() > MAX_PROOF_AGE_SECS {
-            return Err(ProofError::Stale);
-        }
-        let jwt_payload = if payload.is_empty() {
-            None
+/// Percent-encodes text for a header value: bytes outside visible ASCII, and `%` itself, become
+/// `%XX`. ASCII ids without `%` read unchanged; "Zoë" becomes `Zo%C3%AB`.
+pub fn encode_header_text(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
+            encoded.push(byte as char);
         } else {
-            let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ProofError::Malformed)?;
-            Some(serde_json::from_slice(&json).map_err(|_| ProofError::Malformed)?)
-        };
-        Ok(Identity { user_id: user_id.to_owned(), session_handle: handle.to_owned(), jwt_payload })
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
     }
+    encoded
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ProofError {
-    #[error("the request carries no edge identity")]
-    Missing,
-    #[error("the edge identity headers are malformed")]
-    Malformed,
-    #[error("the edge identity proof is invalid")]
-    Invalid,
-    #[error("the edge identity proof is too old")]
-    Stale,
+/// The inverse of [`encode_header_text`]; `None` if the value is not its output.
+pub fn decode_header_text(value: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = tail.get(..2)?;
+            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
-/// Reads an app's login instruction. Unknown fields and bad user ids are refused.
+/// Writes a login instruction as ASCII-only JSON (`\u` escapes), valid in any HTTP server.
+pub fn login_instruction(request: &CreateSessionRequest) -> String {
+    let json = serde_json::to_string(request).expect("a request always serialises");
+    let mut ascii = String::with_capacity(json.len());
+    for ch in json.chars() {
+        if ch.is_ascii() {
+            ascii.push(ch);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    ascii
+}
+
+/// Reads an app's login instruction: JSON, or unpadded base64url of that JSON. Unknown fields
+/// and bad user ids are refused, with the reason.
 pub fn parse_login_instruction(value: &str) -> Result<CreateSessionRequest, String> {
-    let request: CreateSessionRequest =
-        serde_json::from_str(value).map_err(|err| format!("{LOGIN_HEADER} is not valid: {err}"))?;
-    crate::api::validate_user_id(&request.user_id).map_err(|err| err.to_string())?;
-    Ok(request)
+    let value = value.trim();
+    let json = if value.starts_with('{') {
+        value.as_bytes().to_vec()
+    } else {
+        URL_SAFE_NO_PAD
+            .decode(value)
+            .map_err(|_| format!("{LOGIN_HEADER} is neither JSON nor base64url JSON"))?
+    };
+    serde_json::from_slice(&json).map_err(|err| format!("{LOGIN_HEADER} is not valid: {err}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::UserId;
     use proptest::prelude::*;
-    use serde_json::json;
-    use std::collections::HashMap;
 
-    const SECRET: &[u8] = b"app-secret-0123456789";
-
-    fn identity() -> Identity {
-        Identity {
-            user_id: "alice".into(),
-            session_handle: "h1".into(),
-            jwt_payload: Some(json!({"role": "admin", "é": [1, 2]})),
+    #[test]
+    fn every_spelling_of_a_latch_header_is_recognised() {
+        for name in ["x-latch-user-id", "X-Latch-Assertion", "x_latch_user_id", "X_LATCH-proof"] {
+            assert!(is_latch_header(name), "{name}");
+        }
+        for name in ["x-latch", "x-latchy-thing", "accept", "xx-latch-a", ""] {
+            assert!(!is_latch_header(name), "{name}");
         }
     }
 
-    fn read(headers: &[(&'static str, String)], now: i64) -> Result<Identity, ProofError> {
-        let map: HashMap<&str, &str> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Identity::from_headers(|name| map.get(name).copied(), SECRET, now)
+    #[test]
+    fn login_instructions_are_ascii_and_read_back_in_both_forms() {
+        let request = CreateSessionRequest {
+            user_id: UserId::Text("Zoë 🚀".into()),
+            jwt_payload: Some(serde_json::json!({"name": "Zoë"})),
+            session_info: None,
+        };
+        let header = login_instruction(&request);
+        assert!(header.is_ascii(), "{header}");
+        assert_eq!(parse_login_instruction(&header).unwrap(), request);
+        let base64 = URL_SAFE_NO_PAD.encode(serde_json::to_string(&request).unwrap());
+        assert_eq!(parse_login_instruction(&base64).unwrap(), request);
+        let numeric = parse_login_instruction(r#"{"user_id":7}"#).unwrap();
+        assert_eq!(numeric.user_id, UserId::Number(7));
     }
 
     #[test]
-    fn identity_round_trips_through_headers() {
-        let headers = identity().to_headers(SECRET, 1000);
-        assert_eq!(read(&headers, 1010), Ok(identity()));
-        let no_payload = Identity { jwt_payload: None, ..identity() };
-        let headers = no_payload.to_headers(SECRET, 1000);
-        assert!(headers.iter().all(|(name, _)| *name != JWT_PAYLOAD_HEADER));
-        assert_eq!(read(&headers, 1000), Ok(no_payload));
-    }
-
-    #[test]
-    fn any_change_or_a_wrong_secret_or_age_is_refused() {
-        let headers = identity().to_headers(SECRET, 1000);
-        for (name, value) in [
-            (USER_ID_HEADER, "mallory"),
-            (SESSION_HANDLE_HEADER, "h2"),
-            (JWT_PAYLOAD_HEADER, "e30"),
-        ] {
-            let mut changed = headers.clone();
-            changed.iter_mut().find(|(n, _)| *n == name).unwrap().1 = value.into();
-            assert_eq!(read(&changed, 1000), Err(ProofError::Invalid), "{name}");
-        }
-        let map: HashMap<&str, &str> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!(
-            Identity::from_headers(|n| map.get(n).copied(), b"other-secret", 1000),
-            Err(ProofError::Invalid)
-        );
-        assert_eq!(read(&headers, 1000 + MAX_PROOF_AGE_SECS + 1), Err(ProofError::Stale));
-        assert_eq!(read(&[], 1000), Err(ProofError::Missing));
-    }
-
-    #[test]
-    fn login_instructions_are_validated() {
-        let ok = parse_login_instruction(r#"{"user_id":"bob","session_info":{"a":1}}"#).unwrap();
-        assert_eq!(ok.user_id, "bob");
+    fn bad_login_instructions_say_why() {
+        let err = parse_login_instruction(r#"{"user_id":" bob"}"#).unwrap_err();
+        assert!(err.contains("whitespace"), "{err}");
         assert!(parse_login_instruction(r#"{"user_id":""}"#).is_err());
         assert!(parse_login_instruction(r#"{"user":"bob"}"#).is_err());
-        assert!(parse_login_instruction("not json").is_err());
+        assert!(parse_login_instruction("not json!").unwrap_err().contains("base64url"));
     }
 
     proptest! {
         #[test]
-        fn arbitrary_headers_never_panic(
-            proof in ".{0,120}", user in ".{0,40}", payload in ".{0,80}",
-        ) {
-            let map: HashMap<&str, &str> = [
-                (PROOF_HEADER, proof.as_str()),
-                (USER_ID_HEADER, user.as_str()),
-                (SESSION_HANDLE_HEADER, "h"),
-                (JWT_PAYLOAD_HEADER, payload.as_str()),
-            ]
-            .into_iter()
-            .collect();
-            prop_assert!(Identity::from_headers(|n| map.get(n).copied(), SECRET, 0).is_err());
+        fn header_text_round_trips_and_is_visible_ascii(text in "\\PC{0,40}") {
+            let encoded = encode_header_text(&text);
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_graphic() || b == b' '));
+            prop_assert_eq!(decode_header_text(&encoded), Some(text));
+        }
+
+        #[test]
+        fn arbitrary_login_instructions_never_panic(value in ".{0,200}") {
+            let _ = parse_login_instruction(&value);
         }
     }
 }

@@ -12,17 +12,17 @@
 //! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x).
 //! - [`error`]: the four session errors and their one JSON body.
 //! - [`api`]: the origin's HTTP API types.
-//! - `app` (feature `app`, and `axum` for the extractor): the Session object for Rust apps.
-//! - [`identity`]: the headers the edge adds for the app, with their proof, and the app's
-//!   login and logout instructions.
+//! - [`assertion`]: the signed identity assertion the edge hands the app.
+//! - [`identity`]: the other headers between the edge and the app: convenience copies, and the
+//!   app's login and logout instructions.
+//! - [`user_id`]: user ids, JSON strings or numbers, given back with their type.
 //!
 //! Nothing here does I/O or needs an async runtime; randomness and the current time are passed
 //! in, so the crate builds for `wasm32-unknown-unknown` and tests are deterministic.
 
 pub mod access;
 pub mod api;
-#[cfg(feature = "app")]
-pub mod app;
+pub mod assertion;
 pub mod csrf;
 pub mod engine;
 pub mod error;
@@ -31,5 +31,6 @@ pub mod keys;
 pub mod protocol;
 pub mod refresh;
 pub mod settings;
+pub mod user_id;
 
 pub use error::{ErrorKind, SessionError, TheftDetails, DEFAULT_SESSION_EXPIRED_STATUS};

@@ -42,6 +42,16 @@ impl ResponseHeader {
     }
 }
 
+/// The seed's `setRelevantHeadersForOptionsAPI`: what an app adds to its answer to a CORS
+/// preflight so that the SDK's headers and credentials are allowed (with its own
+/// `Access-Control-Allow-Origin` and methods).
+pub fn options_api_headers() -> Vec<ResponseHeader> {
+    vec![
+        ResponseHeader::new("access-control-allow-headers", SDK_REQUEST_HEADERS),
+        ResponseHeader::new("access-control-allow-credentials", "true"),
+    ]
+}
+
 /// How session cookies are written: one policy per deployment, set at the origin and published
 /// to the edge (`crate::settings`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
-import { APP_SECRET, EDGE_SECRET, Origin, ROOT, freePort, sleep, startEdge, API_KEY } from "../support.mjs";
+import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, freePort, sleep, startEdge, API_KEY } from "../support.mjs";
 
 const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
@@ -38,7 +38,7 @@ before(async () => {
       DEMO_LISTEN: `127.0.0.1:${demoPort}`,
       LATCH_ORIGIN_URL: origin.url,
       LATCH_API_KEY: API_KEY,
-      LATCH_APP_SECRET: APP_SECRET,
+      LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -47,7 +47,7 @@ before(async () => {
     ORIGIN_URL: origin.url,
     UPSTREAM_URL: `http://127.0.0.1:${demoPort}`,
     EDGE_SECRET,
-    APP_SECRET,
+    ASSERTION_KEYS,
     DEFAULT_ROUTE: "protected",
     PUBLIC_PATHS: "/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login",
   }, { port: edgePort });
@@ -142,6 +142,21 @@ test("the demo works end to end in a real browser", async () => {
   await page.waitForURL(`${edge.url}/`);
   assert.equal(await accessCookie(context), undefined);
   await shot(page, "07-logged-out");
+  await context.close();
+});
+
+test("a person named Zoë 🚀 signs in, stays signed in across expiry and sees their sessions", async () => {
+  const context = await browser.newContext();
+  const page = await signIn(context, "Zoë 🚀");
+  assert.equal(await page.textContent("#user-id"), "Zoë 🚀");
+  assert.match(await page.textContent("#payload"), /"name":"Zoë 🚀"/);
+  await sleep(EXPIRY_WAIT_MS);
+  await reload(page);
+  assert.equal(await page.getAttribute("body", "data-signed-out"), null);
+  assert.equal(await page.textContent("#user-id"), "Zoë 🚀");
+  await page.waitForSelector("#sessions li");
+  assert.equal(await page.locator("#sessions li").count(), 1);
+  await shot(page, "08-unicode-name");
   await context.close();
 });
 

@@ -24,6 +24,7 @@ impl VerifyBench {
             iss: "latch".into(),
             aud: "latch".into(),
             sub: "user-1234567890".into(),
+            uid: Some(latch_shared::api::UserId::Text("user-1234567890".into())),
             sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             csrf: Some("BBBBBBBBBBBBBBBBBBBBBB".into()),
             pld: Some(serde_json_value()),
