@@ -6,6 +6,7 @@
 
 use latch_shared::assertion::AssertionSigner;
 use latch_shared::engine::{Access, PathRule, Routes};
+use latch_shared::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlacklistMode {
@@ -14,22 +15,6 @@ pub enum BlacklistMode {
     FailClosed,
     /// If KV cannot be read, let the request through.
     FailOpen,
-}
-
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +186,7 @@ impl EdgeConfig {
             cors_allowed_origins,
             max_header_bytes,
             crash_test_path,
-            edge_secret: Secret(edge_secret),
+            edge_secret: Secret::from(edge_secret),
             assertion,
             assertion_jwks,
         })

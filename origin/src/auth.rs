@@ -30,8 +30,8 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthenticated)?;
         // Evaluate both comparisons so timing does not tell which secret was close.
-        let app = secret_matches(&state.credentials.api_key, presented);
-        let edge = secret_matches(&state.credentials.edge_secret, presented);
+        let app = secret_matches(state.credentials.api_key.expose(), presented);
+        let edge = secret_matches(state.credentials.edge_secret.expose(), presented);
         match (app, edge) {
             (true, _) => Ok(Caller::App),
             (false, true) => Ok(Caller::Edge),

@@ -8,150 +8,171 @@ use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use clap::Parser;
-use latch_shared::protocol::{parse_same_site, CookiePolicy, DEFAULT_REFRESH_PATH};
-use latch_shared::DEFAULT_SESSION_EXPIRED_STATUS;
+use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule};
+use latch_shared::protocol::{parse_same_site, CookiePolicy};
+use latch_shared::secret::Secret;
 use serde::Deserialize;
 
-/// Every setting, as given. `None` means "not given here"; defaults are applied in
-/// [`Config::from_settings`].
-#[derive(Debug, Default, Clone, Parser, Deserialize)]
-#[command(
-    name = "latch-origin",
-    version,
-    about = "Latch origin: creates, refreshes and revokes sessions; owns the signing keys.",
-    long_about = "Latch origin: creates, refreshes and revokes sessions; owns the signing keys.\n\n\
-        With no configuration it serves on 127.0.0.1:3567 with an embedded SQLite database and \
-        development secrets in ./.latch. Every flag can also be set through the environment \
-        variable shown, or in a TOML file (--config) whose keys are the flag names with \
-        underscores. Flags beat environment variables, which beat the file."
-)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// TOML file with settings.
-    #[arg(long, env = "LATCH_CONFIG")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
+/// Declares every setting once: its flag and environment variable (clap), its TOML key
+/// (serde), its help text and its default. Generates [`Settings`] (every field an `Option`:
+/// "not given here"), its merge, and for each setting with a default an accessor of the same
+/// name that applies it, so the default written in `--help` is the one used.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident: $ty:ty, env $env:literal $(, default $default:literal)?;
+    )+) => {
+        #[derive(Default, Clone, Parser, Deserialize)]
+        #[command(
+            name = "latch-origin",
+            version,
+            about = "Latch origin: creates, refreshes and revokes sessions; owns the signing keys.",
+            long_about = "Latch origin: creates, refreshes and revokes sessions; owns the signing keys.\n\n\
+                With no configuration it serves on 127.0.0.1:3567 with an embedded SQLite database and \
+                development secrets in ./.latch. Every flag can also be set through the environment \
+                variable shown, or in a TOML file (--config) whose keys are the flag names with \
+                underscores. Flags beat environment variables, which beat the file."
+        )]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Settings {
+            /// TOML file with settings.
+            #[arg(long, env = "LATCH_CONFIG")]
+            #[serde(skip)]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[doc = $doc])+
+                $(#[doc = concat!(" [default: ", $default, "]")])?
+                #[arg(long, env = $env, hide_env_values = true)]
+                pub $name: Option<$ty>,
+            )+
+        }
 
-    /// Address to listen on [default: 127.0.0.1:3567].
-    #[arg(long, env = "LATCH_LISTEN")]
-    pub listen: Option<String>,
+        impl Settings {
+            /// These settings, with `other`'s where these have none.
+            fn or(self, other: Settings) -> Settings {
+                Settings { config: self.config.or(other.config), $($name: self.$name.or(other.$name)),+ }
+            }
 
+            $($(
+                #[doc = concat!("`", stringify!($name), "`, or its default (", $default, ").")]
+                pub fn $name(&self) -> $ty {
+                    self.$name.clone().unwrap_or_else(|| <$ty as SettingDefault>::from_literal($default))
+                }
+            )?)+
+        }
+
+        /// Names every setting given, never a value: secrets stay out of logs.
+        impl std::fmt::Debug for Settings {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut given = f.debug_set();
+                if self.config.is_some() {
+                    given.entry(&"config");
+                }
+                $(if self.$name.is_some() {
+                    given.entry(&stringify!($name));
+                })+
+                given.finish()
+            }
+        }
+    };
+}
+
+/// How a default written as a literal in [`settings!`] becomes the setting's value.
+trait SettingDefault {
+    type Literal;
+    fn from_literal(literal: Self::Literal) -> Self;
+}
+
+macro_rules! setting_defaults {
+    ($($ty:ty: $literal:ty => $convert:expr;)+) => {
+        $(impl SettingDefault for $ty {
+            type Literal = $literal;
+            fn from_literal(literal: $literal) -> Self {
+                $convert(literal)
+            }
+        })+
+    };
+}
+
+setting_defaults! {
+    String: &'static str => String::from;
+    PathBuf: &'static str => PathBuf::from;
+    u64: u64 => std::convert::identity;
+    u32: u32 => std::convert::identity;
+    u16: u16 => std::convert::identity;
+    bool: bool => std::convert::identity;
+}
+
+settings! {
+    /// Address to listen on.
+    listen: String, env "LATCH_LISTEN", default "127.0.0.1:3567";
     /// Postgres URL (postgres://…) or SQLite URL (sqlite://…). Unset: SQLite in --data-dir.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
-
-    /// Directory for the embedded database and generated development secrets [default: .latch].
-    #[arg(long, env = "LATCH_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// Maximum database connections [default: 10].
-    #[arg(long, env = "LATCH_MAX_CONNECTIONS")]
-    pub max_connections: Option<u32>,
-
+    database_url: String, env "DATABASE_URL";
+    /// Directory for the embedded database and generated development secrets.
+    data_dir: PathBuf, env "LATCH_DATA_DIR", default ".latch";
+    /// Maximum database connections.
+    max_connections: u32, env "LATCH_MAX_CONNECTIONS", default 10;
     /// Base64 of 32 random bytes; encrypts signing keys at rest and keys refresh-token rotation.
     /// Required with Postgres; generated into --data-dir with the embedded database.
-    #[arg(long, env = "LATCH_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
-
+    master_key: Secret, env "LATCH_MASTER_KEY";
     /// API key of app backends and admins (Authorization: Bearer). Required with Postgres.
-    #[arg(long, env = "LATCH_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-
+    api_key: Secret, env "LATCH_API_KEY";
     /// Secret shared with the edge, in both directions. Required with Postgres.
-    #[arg(long, env = "LATCH_EDGE_SECRET", hide_env_values = true)]
-    pub edge_secret: Option<String>,
-
-    /// `iss` of access tokens [default: latch].
-    #[arg(long, env = "LATCH_ISSUER")]
-    pub issuer: Option<String>,
-
-    /// `aud` of access tokens [default: latch].
-    #[arg(long, env = "LATCH_AUDIENCE")]
-    pub audience: Option<String>,
-
-    /// Access token lifetime in seconds, 10 to 86400 [default: 3600].
-    #[arg(long, env = "LATCH_ACCESS_TOKEN_LIFETIME_SECS")]
-    pub access_token_lifetime_secs: Option<u64>,
-
+    edge_secret: Secret, env "LATCH_EDGE_SECRET";
+    /// `iss` of access tokens.
+    issuer: String, env "LATCH_ISSUER", default "latch";
+    /// `aud` of access tokens.
+    audience: String, env "LATCH_AUDIENCE", default "latch";
+    /// Access token lifetime in seconds, 10 to 86400.
+    access_token_lifetime_secs: u64, env "LATCH_ACCESS_TOKEN_LIFETIME_SECS", default 3600;
     /// Refresh token (session) lifetime in seconds, 60 to 31536000; each refresh extends it
-    /// [default: 8640000, 100 days].
-    #[arg(long, env = "LATCH_REFRESH_TOKEN_LIFETIME_SECS")]
-    pub refresh_token_lifetime_secs: Option<u64>,
-
-    /// Seconds during which the previous refresh token is still accepted, 0 to 300; 0 disables
-    /// [default: 30].
-    #[arg(long, env = "LATCH_REFRESH_GRACE_SECS")]
-    pub refresh_grace_secs: Option<u64>,
-
-    /// Signing key rotation interval in seconds, 60 to 31536000 [default: 86400].
-    #[arg(long, env = "LATCH_KEY_ROTATION_SECS")]
-    pub key_rotation_secs: Option<u64>,
-
+    /// (8640000 is 100 days).
+    refresh_token_lifetime_secs: u64, env "LATCH_REFRESH_TOKEN_LIFETIME_SECS", default 8640000;
+    /// Seconds during which the previous refresh token is still accepted, 0 to 300; 0 disables.
+    refresh_grace_secs: u64, env "LATCH_REFRESH_GRACE_SECS", default 30;
+    /// Signing key rotation interval in seconds, 60 to 31536000.
+    key_rotation_secs: u64, env "LATCH_KEY_ROTATION_SECS", default 86400;
     /// How long the edge may cache the JWKS, in seconds, 0 to 3600; a new key is published at
-    /// least this long before it signs [default: 300].
-    #[arg(long, env = "LATCH_JWKS_CACHE_SECS")]
-    pub jwks_cache_secs: Option<u64>,
-
-    /// Seconds between purges of expired sessions, 1 to 86400 [default: 3600].
-    #[arg(long, env = "LATCH_PURGE_INTERVAL_SECS")]
-    pub purge_interval_secs: Option<u64>,
-
-    /// Embed an anti-CSRF token in access tokens [default: true].
-    #[arg(long, env = "LATCH_ANTI_CSRF")]
-    pub anti_csrf: Option<bool>,
-
-    /// Cookie Domain attribute [default: none, host-only cookies].
-    #[arg(long, env = "LATCH_COOKIE_DOMAIN")]
-    pub cookie_domain: Option<String>,
-
-    /// Cookie Secure attribute [default: true].
-    #[arg(long, env = "LATCH_COOKIE_SECURE")]
-    pub cookie_secure: Option<bool>,
-
-    /// Cookie SameSite attribute: lax, strict or none [default: lax].
-    #[arg(long, env = "LATCH_COOKIE_SAME_SITE")]
-    pub cookie_same_site: Option<String>,
-
-    /// Path of the access-token cookie [default: /].
-    #[arg(long, env = "LATCH_ACCESS_TOKEN_PATH")]
-    pub access_token_path: Option<String>,
-
-    /// Browser-facing refresh endpoint, also the refresh cookie's Path [default: /session/refresh].
-    #[arg(long, env = "LATCH_REFRESH_PATH")]
-    pub refresh_path: Option<String>,
-
-    /// HTTP status of session errors, 400 to 499 [default: 440].
-    #[arg(long, env = "LATCH_SESSION_EXPIRED_STATUS")]
-    pub session_expired_status: Option<u16>,
-
+    /// least this long before it signs.
+    jwks_cache_secs: u64, env "LATCH_JWKS_CACHE_SECS", default 300;
+    /// Seconds between purges of expired sessions, 1 to 86400.
+    purge_interval_secs: u64, env "LATCH_PURGE_INTERVAL_SECS", default 3600;
+    /// Embed an anti-CSRF token in access tokens (the seed's enableAntiCsrf).
+    anti_csrf: bool, env "LATCH_ANTI_CSRF", default true;
+    /// Where the edge checks the anti-csrf header on cookie-authenticated requests no route rule
+    /// names: unsafe_methods (all but GET, HEAD, OPTIONS, TRACE), all_methods (the seed's
+    /// getSession(req, res, true)) or never.
+    anti_csrf_check: String, env "LATCH_ANTI_CSRF_CHECK", default "unsafe_methods";
+    /// Per-route anti-CSRF checks at the edge, comma-separated: /exact=CHECK or /prefix/*=CHECK,
+    /// CHECK as in --anti-csrf-check; the most specific rule wins.
+    anti_csrf_routes: String, env "LATCH_ANTI_CSRF_ROUTES";
+    /// Cookie Domain attribute; unset: host-only cookies.
+    cookie_domain: String, env "LATCH_COOKIE_DOMAIN";
+    /// Cookie Secure attribute.
+    cookie_secure: bool, env "LATCH_COOKIE_SECURE", default true;
+    /// Cookie SameSite attribute: lax, strict or none.
+    cookie_same_site: String, env "LATCH_COOKIE_SAME_SITE", default "lax";
+    /// Path of the access-token cookie.
+    access_token_path: String, env "LATCH_ACCESS_TOKEN_PATH", default "/";
+    /// Browser-facing refresh endpoint, also the refresh cookie's Path.
+    refresh_path: String, env "LATCH_REFRESH_PATH", default "/session/refresh";
+    /// HTTP status of session errors, 400 to 499.
+    session_expired_status: u16, env "LATCH_SESSION_EXPIRED_STATUS", default 440;
     /// The edge's base URL, for posting revocations to its blacklist when Cloudflare KV's REST
     /// API is not configured.
-    #[arg(long, env = "LATCH_EDGE_URL")]
-    pub edge_url: Option<String>,
-
+    edge_url: String, env "LATCH_EDGE_URL";
     /// Cloudflare account id, for writing the blacklist through KV's REST API.
-    #[arg(long, env = "LATCH_CLOUDFLARE_ACCOUNT_ID")]
-    pub cloudflare_account_id: Option<String>,
-
+    cloudflare_account_id: String, env "LATCH_CLOUDFLARE_ACCOUNT_ID";
     /// Workers KV namespace id of the edge's blacklist.
-    #[arg(long, env = "LATCH_CLOUDFLARE_KV_NAMESPACE_ID")]
-    pub cloudflare_kv_namespace_id: Option<String>,
-
+    cloudflare_kv_namespace_id: String, env "LATCH_CLOUDFLARE_KV_NAMESPACE_ID";
     /// Cloudflare API token with KV write permission.
-    #[arg(long, env = "LATCH_CLOUDFLARE_API_TOKEN", hide_env_values = true)]
-    pub cloudflare_api_token: Option<String>,
-
-    /// Cloudflare API base URL [default: https://api.cloudflare.com/client/v4].
-    #[arg(long, env = "LATCH_CLOUDFLARE_API_URL")]
-    pub cloudflare_api_url: Option<String>,
-
+    cloudflare_api_token: Secret, env "LATCH_CLOUDFLARE_API_TOKEN";
+    /// Cloudflare API base URL.
+    cloudflare_api_url: String, env "LATCH_CLOUDFLARE_API_URL", default "https://api.cloudflare.com/client/v4";
     /// URL that receives a JSON POST for every detected token theft.
-    #[arg(long, env = "LATCH_THEFT_WEBHOOK_URL")]
-    pub theft_webhook_url: Option<String>,
-
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "LATCH_LOG_FORMAT")]
-    pub log_format: Option<String>,
+    theft_webhook_url: String, env "LATCH_THEFT_WEBHOOK_URL";
+    /// Log format: text or json.
+    log_format: String, env "LATCH_LOG_FORMAT", default "text";
 }
 
 impl Settings {
@@ -165,44 +186,6 @@ impl Settings {
             .map_err(|err| ConfigError(vec![format!("config file {}: {err}", path.display())]))?;
         Ok(self.or(file))
     }
-
-    fn or(self, other: Settings) -> Settings {
-        macro_rules! pick {
-            ($($field:ident),*) => { Settings { $($field: self.$field.or(other.$field)),* } };
-        }
-        pick!(
-            config,
-            listen,
-            database_url,
-            data_dir,
-            max_connections,
-            master_key,
-            api_key,
-            edge_secret,
-            issuer,
-            audience,
-            access_token_lifetime_secs,
-            refresh_token_lifetime_secs,
-            refresh_grace_secs,
-            key_rotation_secs,
-            jwks_cache_secs,
-            purge_interval_secs,
-            anti_csrf,
-            cookie_domain,
-            cookie_secure,
-            cookie_same_site,
-            access_token_path,
-            refresh_path,
-            session_expired_status,
-            edge_url,
-            cloudflare_account_id,
-            cloudflare_kv_namespace_id,
-            cloudflare_api_token,
-            cloudflare_api_url,
-            theft_webhook_url,
-            log_format
-        )
-    }
 }
 
 /// Every problem found in the configuration, one per line.
@@ -214,22 +197,23 @@ pub struct ConfigError(pub Vec<String>);
 #[derive(Debug, Clone)]
 pub enum BlacklistTarget {
     /// Cloudflare's KV REST API.
-    CloudflareKv { api_url: String, account_id: String, namespace_id: String, api_token: String },
+    CloudflareKv { api_url: String, account_id: String, namespace_id: String, api_token: Secret },
     /// The edge's internal endpoint, authenticated with the edge secret.
     Edge { url: String },
     /// Nowhere: no edge is configured (an origin serving app backends directly).
     Disabled,
 }
 
-/// The validated configuration.
+/// The validated configuration. Its `Debug` shows no secret (the database URL may hold a
+/// password, so it is one too; log it with [`redact_url`]).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: Secret,
     pub max_connections: u32,
-    pub master_key: [u8; 32],
-    pub api_key: String,
-    pub edge_secret: String,
+    pub master_key: Secret<[u8; 32]>,
+    pub api_key: Secret,
+    pub edge_secret: Secret,
     pub issuer: String,
     pub audience: String,
     pub access_token_lifetime: Duration,
@@ -238,7 +222,7 @@ pub struct Config {
     pub key_rotation: Duration,
     pub jwks_cache: Duration,
     pub purge_interval: Duration,
-    pub anti_csrf: bool,
+    pub anti_csrf: AntiCsrfPolicy,
     pub cookies: CookiePolicy,
     pub session_expired_status: u16,
     pub blacklist: BlacklistTarget,
@@ -250,18 +234,28 @@ pub struct Config {
 
 const MIN_SECRET_LEN: usize = 16;
 
+/// Reads `never`, `unsafe_methods` or `all_methods`.
+fn parse_csrf_check(text: &str) -> Option<CsrfCheck> {
+    match text.trim() {
+        "never" => Some(CsrfCheck::Never),
+        "unsafe_methods" => Some(CsrfCheck::UnsafeMethods),
+        "all_methods" => Some(CsrfCheck::AllMethods),
+        _ => None,
+    }
+}
+
 impl Config {
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         let mut errors = Vec::new();
         let mut notices = Vec::new();
 
-        let listen = s.listen.as_deref().unwrap_or("127.0.0.1:3567");
+        let listen = s.listen();
         let listen = listen.parse().unwrap_or_else(|_| {
             errors.push(format!("listen: {listen:?} is not an address like 127.0.0.1:3567"));
             SocketAddr::from(([127, 0, 0, 1], 3567))
         });
 
-        let data_dir = s.data_dir.clone().unwrap_or_else(|| PathBuf::from(".latch"));
+        let data_dir = s.data_dir();
         let database_url = match &s.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 url.clone()
@@ -278,7 +272,7 @@ impl Config {
         };
         let is_sqlite = database_url.starts_with("sqlite:");
 
-        let mut secret = |name: &str, given: &Option<String>, file: &str| -> Option<String> {
+        let mut secret = |name: &str, given: &Option<Secret>, file: &str| -> Option<Secret> {
             match given {
                 Some(value) if value.len() >= MIN_SECRET_LEN => Some(value.clone()),
                 Some(_) => {
@@ -309,8 +303,10 @@ impl Config {
         let edge_secret = secret("edge_secret", &s.edge_secret, "edge-secret").unwrap_or_default();
         let master_key = master_key_text
             .and_then(|text| {
-                let key =
-                    STANDARD.decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let key = STANDARD
+                    .decode(text.expose().trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
                 if key.is_none() {
                     errors.push("master_key: must be the base64 of exactly 32 bytes".into());
                 }
@@ -318,57 +314,76 @@ impl Config {
             })
             .unwrap_or([0; 32]);
 
-        let mut seconds = |name: &str, given: Option<u64>, default: u64, min: u64, max: u64| {
-            let value = given.unwrap_or(default);
+        let mut seconds = |name: &str, value: u64, min: u64, max: u64| {
             if !(min..=max).contains(&value) {
                 errors.push(format!("{name}: {value} is outside {min}..={max}"));
             }
             Duration::from_secs(value)
         };
         let access_token_lifetime =
-            seconds("access_token_lifetime_secs", s.access_token_lifetime_secs, 3600, 10, 86_400);
+            seconds("access_token_lifetime_secs", s.access_token_lifetime_secs(), 10, 86_400);
         let refresh_token_lifetime = seconds(
             "refresh_token_lifetime_secs",
-            s.refresh_token_lifetime_secs,
-            100 * 86_400,
+            s.refresh_token_lifetime_secs(),
             60,
             365 * 86_400,
         );
-        let refresh_grace = seconds("refresh_grace_secs", s.refresh_grace_secs, 30, 0, 300);
-        let key_rotation =
-            seconds("key_rotation_secs", s.key_rotation_secs, 86_400, 60, 365 * 86_400);
-        let jwks_cache = seconds("jwks_cache_secs", s.jwks_cache_secs, 300, 0, 3600);
-        let purge_interval = seconds("purge_interval_secs", s.purge_interval_secs, 3600, 1, 86_400);
+        let refresh_grace = seconds("refresh_grace_secs", s.refresh_grace_secs(), 0, 300);
+        let key_rotation = seconds("key_rotation_secs", s.key_rotation_secs(), 60, 365 * 86_400);
+        let jwks_cache = seconds("jwks_cache_secs", s.jwks_cache_secs(), 0, 3600);
+        let purge_interval = seconds("purge_interval_secs", s.purge_interval_secs(), 1, 86_400);
         if refresh_token_lifetime <= access_token_lifetime {
             errors
                 .push("refresh_token_lifetime_secs: must exceed access_token_lifetime_secs".into());
         }
 
-        let same_site = match s.cookie_same_site.as_deref().map(parse_same_site).transpose() {
-            Ok(same_site) => same_site.unwrap_or(CookiePolicy::default().same_site),
-            Err(err) => {
-                errors.push(format!("cookie_same_site: {err}"));
-                CookiePolicy::default().same_site
-            }
-        };
+        let same_site = parse_same_site(&s.cookie_same_site()).unwrap_or_else(|err| {
+            errors.push(format!("cookie_same_site: {err}"));
+            CookiePolicy::default().same_site
+        });
         let cookies = CookiePolicy {
             domain: s.cookie_domain.clone().filter(|d| !d.is_empty()),
-            secure: s.cookie_secure.unwrap_or(true),
+            secure: s.cookie_secure(),
             same_site,
-            access_token_path: s.access_token_path.clone().unwrap_or_else(|| "/".into()),
-            refresh_path: s.refresh_path.clone().unwrap_or_else(|| DEFAULT_REFRESH_PATH.into()),
+            access_token_path: s.access_token_path(),
+            refresh_path: s.refresh_path(),
         };
         if let Err(err) = cookies.validate() {
             errors.push(format!("cookies: {err}"));
         }
 
-        let session_expired_status =
-            s.session_expired_status.unwrap_or(DEFAULT_SESSION_EXPIRED_STATUS);
+        let check = parse_csrf_check(&s.anti_csrf_check()).unwrap_or_else(|| {
+            errors.push(format!(
+                "anti_csrf_check: must be never, unsafe_methods or all_methods, not {:?}",
+                s.anti_csrf_check()
+            ));
+            CsrfCheck::UnsafeMethods
+        });
+        let mut routes = Vec::new();
+        for rule in s.anti_csrf_routes.as_deref().unwrap_or_default().split(',') {
+            let rule = rule.trim();
+            if rule.is_empty() {
+                continue;
+            }
+            let parsed = rule.split_once('=').and_then(|(pattern, check)| {
+                PathRule::new(pattern.trim(), parse_csrf_check(check)?)
+            });
+            match parsed {
+                Some(parsed) => routes.push(parsed),
+                None => errors.push(format!(
+                    "anti_csrf_routes: {rule:?} must be /exact=CHECK or /prefix/*=CHECK, CHECK one \
+                     of never, unsafe_methods, all_methods"
+                )),
+            }
+        }
+        let anti_csrf = AntiCsrfPolicy { enabled: s.anti_csrf(), check, routes };
+
+        let session_expired_status = s.session_expired_status();
         if !(400..=499).contains(&session_expired_status) {
             errors.push(format!("session_expired_status: {session_expired_status} is not a 4xx"));
         }
 
-        let max_connections = s.max_connections.unwrap_or(10);
+        let max_connections = s.max_connections();
         if max_connections == 0 {
             errors.push("max_connections: must be at least 1".into());
         }
@@ -381,10 +396,7 @@ impl Config {
         let blacklist = match cloudflare {
             (Some(account_id), Some(namespace_id), Some(api_token)) => {
                 BlacklistTarget::CloudflareKv {
-                    api_url: s
-                        .cloudflare_api_url
-                        .clone()
-                        .unwrap_or_else(|| "https://api.cloudflare.com/client/v4".into()),
+                    api_url: s.cloudflare_api_url(),
                     account_id,
                     namespace_id,
                     api_token,
@@ -413,17 +425,16 @@ impl Config {
             }
         }
 
-        let json_logs = match s.log_format.as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(other) => {
+        let json_logs = match s.log_format().as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
                 errors.push(format!("log_format: must be text or json, not {other:?}"));
                 false
             }
         };
 
-        let issuer = s.issuer.clone().unwrap_or_else(|| "latch".into());
-        let audience = s.audience.clone().unwrap_or_else(|| "latch".into());
+        let (issuer, audience) = (s.issuer(), s.audience());
         for (name, value) in [("issuer", &issuer), ("audience", &audience)] {
             if value.is_empty() {
                 errors.push(format!("{name}: must not be empty"));
@@ -435,9 +446,9 @@ impl Config {
         }
         Ok(Config {
             listen,
-            database_url,
+            database_url: Secret::from(database_url),
             max_connections,
-            master_key,
+            master_key: Secret::new(master_key),
             api_key,
             edge_secret,
             issuer,
@@ -448,7 +459,7 @@ impl Config {
             key_rotation,
             jwks_cache,
             purge_interval,
-            anti_csrf: s.anti_csrf.unwrap_or(true),
+            anti_csrf,
             cookies,
             session_expired_status,
             blacklist,
@@ -462,9 +473,9 @@ impl Config {
     pub fn for_tests(database_url: &str) -> Config {
         let settings = Settings {
             database_url: Some(database_url.to_owned()),
-            master_key: Some(STANDARD.encode([7u8; 32])),
-            api_key: Some("test-api-key-0123456789".into()),
-            edge_secret: Some("test-edge-secret-0123456789".into()),
+            master_key: Some(Secret::from(STANDARD.encode([7u8; 32]))),
+            api_key: Some(Secret::from("test-api-key-0123456789")),
+            edge_secret: Some(Secret::from("test-edge-secret-0123456789")),
             cookie_secure: Some(false),
             ..Settings::default()
         };
@@ -473,10 +484,10 @@ impl Config {
 }
 
 /// Reads a development secret from `dir/file`, creating it (mode 0600) on first use.
-fn dev_secret(dir: &Path, file: &str) -> Result<String, String> {
+fn dev_secret(dir: &Path, file: &str) -> Result<Secret, String> {
     let path = dir.join(file);
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(text.trim().to_owned());
+        return Ok(Secret::from(text.trim()));
     }
     std::fs::create_dir_all(dir)
         .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
@@ -485,7 +496,7 @@ fn dev_secret(dir: &Path, file: &str) -> Result<String, String> {
     let value = STANDARD.encode(bytes);
     write_private(&path, &value)
         .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    Ok(value)
+    Ok(Secret::from(value))
 }
 
 fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
@@ -518,9 +529,9 @@ mod tests {
     fn postgres_settings() -> Settings {
         Settings {
             database_url: Some("postgres://latch:pw@localhost/latch".into()),
-            master_key: Some(STANDARD.encode([1u8; 32])),
-            api_key: Some("0123456789abcdef".into()),
-            edge_secret: Some("fedcba9876543210".into()),
+            master_key: Some(Secret::from(STANDARD.encode([1u8; 32]))),
+            api_key: Some(Secret::from("0123456789abcdef")),
+            edge_secret: Some(Secret::from("fedcba9876543210")),
             ..Settings::default()
         }
     }
@@ -534,7 +545,9 @@ mod tests {
         assert_eq!(config.refresh_grace, Duration::from_secs(30));
         assert_eq!(config.key_rotation, Duration::from_secs(86_400));
         assert_eq!(config.session_expired_status, 440);
-        assert!(config.anti_csrf && config.cookies.secure);
+        assert!(config.anti_csrf.enabled && config.cookies.secure);
+        assert_eq!(config.anti_csrf.check, CsrfCheck::UnsafeMethods);
+        assert!(config.anti_csrf.routes.is_empty());
         assert!(matches!(config.blacklist, BlacklistTarget::Disabled));
     }
 
@@ -550,8 +563,16 @@ mod tests {
             cloudflare_account_id: Some("acc".into()),
             ..postgres_settings()
         };
-        let err = Config::from_settings(settings).unwrap_err().to_string();
+        let err = Config::from_settings(Settings {
+            anti_csrf_check: Some("sometimes".into()),
+            anti_csrf_routes: Some("/api/*=all_methods, api=never".into()),
+            ..settings
+        })
+        .unwrap_err()
+        .to_string();
         for name in [
+            "anti_csrf_check",
+            "anti_csrf_routes: \"api=never\"",
             "access_token_lifetime_secs",
             "refresh_grace_secs",
             "cookie_same_site",
@@ -561,6 +582,42 @@ mod tests {
             "cloudflare_",
         ] {
             assert!(err.contains(name), "{name} missing from:\n{err}");
+        }
+    }
+
+    #[test]
+    fn anti_csrf_rules_per_route_reach_the_published_policy() {
+        let settings = Settings {
+            anti_csrf_check: Some("never".into()),
+            anti_csrf_routes: Some("/api/*=all_methods, /api/webhook=never".into()),
+            ..postgres_settings()
+        };
+        let policy = Config::from_settings(settings).unwrap().anti_csrf;
+        assert_eq!(policy.check_for("/page"), CsrfCheck::Never);
+        assert_eq!(policy.check_for("/api/orders"), CsrfCheck::AllMethods);
+        assert_eq!(policy.check_for("/api/webhook"), CsrfCheck::Never);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let settings = Settings {
+            database_url: Some("postgres://latch:db-password-123@localhost/latch".into()),
+            cloudflare_account_id: Some("acc".into()),
+            cloudflare_kv_namespace_id: Some("ns".into()),
+            cloudflare_api_token: Some(Secret::from("cf-token-0123456789")),
+            ..postgres_settings()
+        };
+        let config = Config::from_settings(settings.clone()).unwrap();
+        for debug in [format!("{settings:?}"), format!("{config:?}")] {
+            for secret in [
+                "db-password-123",
+                "cf-token-0123456789",
+                "0123456789abcdef",
+                "fedcba9876543210",
+                &STANDARD.encode([1u8; 32]),
+            ] {
+                assert!(!debug.contains(secret), "{secret} in {debug}");
+            }
         }
     }
 
@@ -578,7 +635,7 @@ mod tests {
         let settings = Settings { data_dir: Some(dir.clone()), ..Settings::default() };
         let first = Config::from_settings(settings.clone()).unwrap();
         let second = Config::from_settings(settings).unwrap();
-        assert!(first.database_url.starts_with("sqlite://"));
+        assert!(first.database_url.expose().starts_with("sqlite://"));
         assert_eq!(first.master_key, second.master_key);
         assert_eq!(first.api_key, second.api_key);
         assert_ne!(first.api_key, first.edge_secret);

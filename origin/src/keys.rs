@@ -16,7 +16,6 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use latch_shared::access::{Verifier, DEFAULT_LEEWAY};
 use latch_shared::keys::{Jwk, Jwks, KeySet, SigningKey};
 use rand::RngCore;
-use sqlx::Row;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::clock::{millis, Clock};
@@ -74,6 +73,8 @@ pub struct KeyRing {
     pub valid_until_ms: i64,
 }
 
+/// A `signing_keys` row.
+#[derive(sqlx::FromRow)]
 struct StoredKey {
     kid: String,
     generation: i64,
@@ -181,23 +182,12 @@ impl KeyManager {
 }
 
 async fn load(pool: &Pool) -> anyhow::Result<Vec<StoredKey>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT kid, generation, public_key, sealed_secret, signs_from FROM signing_keys \
          ORDER BY generation",
     )
     .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(StoredKey {
-                kid: row.try_get("kid")?,
-                generation: row.try_get("generation")?,
-                public_key: row.try_get("public_key")?,
-                sealed_secret: row.try_get("sealed_secret")?,
-                signs_from: row.try_get("signs_from")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Inserts key `generation` unless another instance already has; either way one row wins.

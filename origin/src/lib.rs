@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use hkdf::Hkdf;
 use latch_shared::refresh::RotationKey;
+use latch_shared::secret::Secret;
 use sha2::Sha256;
 use shutdown::ShutdownSignal;
 
@@ -32,8 +33,8 @@ use crate::sessions::{SessionService, SessionSettings};
 /// The bearer credentials the API accepts.
 #[derive(Debug)]
 pub struct Credentials {
-    pub api_key: String,
-    pub edge_secret: String,
+    pub api_key: Secret,
+    pub edge_secret: Secret,
 }
 
 #[derive(Clone)]
@@ -55,10 +56,10 @@ fn derive_key(master: &[u8; 32], purpose: &str) -> [u8; 32] {
 
 /// Connects to the database, migrates it, loads or creates the signing keys.
 pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
-    let pool = db::connect(&config.database_url, config.max_connections).await?;
+    let pool = db::connect(config.database_url.expose(), config.max_connections).await?;
     let keys = KeyManager::start(
         pool.clone(),
-        Sealer::new(derive_key(&config.master_key, "signing-key-seal/v1")),
+        Sealer::new(derive_key(config.master_key.expose(), "signing-key-seal/v1")),
         KeySchedule {
             rotation: config.key_rotation,
             publish_lead: config.jwks_cache,
@@ -80,13 +81,13 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
     let sessions = SessionService {
         pool,
         keys: Arc::new(keys),
-        rotation: RotationKey::new(derive_key(&config.master_key, "refresh-rotation/v1")),
+        rotation: RotationKey::new(derive_key(config.master_key.expose(), "refresh-rotation/v1")),
         clock,
         settings: SessionSettings {
             access_token_lifetime: config.access_token_lifetime,
             refresh_token_lifetime: config.refresh_token_lifetime,
             refresh_grace: config.refresh_grace,
-            anti_csrf: config.anti_csrf,
+            anti_csrf: config.anti_csrf.clone(),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
         },

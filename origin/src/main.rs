@@ -37,7 +37,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for notice in &config.notices {
         tracing::warn!("{notice}");
     }
-    tracing::info!(database = %redact_url(&config.database_url), "connecting");
+    tracing::info!(database = %redact_url(config.database_url.expose()), "connecting");
     let state = build(&config, Default::default()).await?;
     let (trigger, shutdown) = shutdown_pair();
     let jobs = spawn_background_jobs(&state, config.purge_interval, shutdown);

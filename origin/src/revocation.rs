@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use latch_shared::api::{blacklist_key, paths, BlacklistEntry, BlacklistRequest};
+use latch_shared::secret::Secret;
 use latch_shared::TheftDetails;
 use serde_json::json;
 
@@ -20,7 +21,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct Revocations {
     target: BlacklistTarget,
-    edge_secret: String,
+    edge_secret: Secret,
     theft_webhook: Option<String>,
     /// TTL of blacklist entries: the longest an access token lives (plus leeway), at least 60 s,
     /// KV's minimum.
@@ -32,7 +33,7 @@ pub struct Revocations {
 impl Revocations {
     pub fn new(
         target: BlacklistTarget,
-        edge_secret: String,
+        edge_secret: Secret,
         theft_webhook: Option<String>,
         access_token_lifetime: Duration,
         metrics: Metrics,
@@ -98,7 +99,7 @@ impl Revocations {
                     .put(format!(
                         "{api_url}/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/bulk"
                     ))
-                    .bearer_auth(api_token)
+                    .bearer_auth(api_token.expose())
                     .json(&body)
             }
             BlacklistTarget::Edge { url } => {
@@ -113,7 +114,7 @@ impl Revocations {
                 };
                 self.client
                     .post(format!("{url}{}", paths::EDGE_BLACKLIST))
-                    .bearer_auth(&self.edge_secret)
+                    .bearer_auth(self.edge_secret.expose())
                     .json(&body)
             }
         };

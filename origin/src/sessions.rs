@@ -35,7 +35,8 @@ pub struct SessionSettings {
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub refresh_grace: Duration,
-    pub anti_csrf: bool,
+    /// The deployment's anti-CSRF rules: whether tokens carry one, and where the edge checks it.
+    pub anti_csrf: AntiCsrfPolicy,
     pub issuer: String,
     pub audience: String,
 }
@@ -201,7 +202,11 @@ impl SessionService {
                 user_id: request.user_id.clone(),
                 jwt_payload: request.jwt_payload.clone(),
                 refresh_token,
-                anti_csrf: self.settings.anti_csrf.then(|| AntiCsrfToken::generate(&mut OsRng)),
+                anti_csrf: self
+                    .settings
+                    .anti_csrf
+                    .enabled
+                    .then(|| AntiCsrfToken::generate(&mut OsRng)),
                 id_refresh_token: generate_id_refresh_token(&mut OsRng),
                 session_expires_at: expires_at,
             },
@@ -270,6 +275,7 @@ impl SessionService {
                 anti_csrf: self
                     .settings
                     .anti_csrf
+                    .enabled
                     .then(|| self.rotation.anti_csrf_for_successor(&token)),
                 id_refresh_token: self.rotation.id_refresh_for_successor(&token),
                 refresh_token: successor,
@@ -373,7 +379,7 @@ impl SessionService {
 
     /// The deployment's anti-CSRF rules, as published to the edge.
     pub fn anti_csrf_policy(&self) -> AntiCsrfPolicy {
-        AntiCsrfPolicy { enabled: self.settings.anti_csrf, ..AntiCsrfPolicy::default() }
+        self.settings.anti_csrf.clone()
     }
 
     pub async fn session_info(&self, handle: &SessionHandle) -> ApiResult<Option<Value>> {

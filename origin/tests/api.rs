@@ -25,6 +25,33 @@ on_both_stores!(
     the_session_expired_status_is_configurable,
 );
 
+/// Asserts that the generated OpenAPI document lists `status` for `method` on the concrete
+/// `uri`: every status a handler answers with is documented.
+fn assert_documented(method: &Method, uri: &str, status: StatusCode) {
+    let document = serde_json::to_value(latch_origin::routes::openapi::document()).unwrap();
+    let path = uri.split('?').next().unwrap();
+    let segments: Vec<&str> = path.split('/').collect();
+    let matches = |template: &str, exact: bool| {
+        let parts: Vec<&str> = template.split('/').collect();
+        parts.len() == segments.len()
+            && parts.iter().zip(&segments).all(|(t, s)| t == s || (!exact && t.starts_with('{')))
+    };
+    let paths = document["paths"].as_object().unwrap();
+    let method_name = method.as_str().to_lowercase();
+    let (template, item) = paths
+        .iter()
+        .find(|(template, item)| matches(template, true) && item.get(&method_name).is_some())
+        .or_else(|| paths.iter().find(|(template, _)| matches(template, false)))
+        .unwrap_or_else(|| panic!("{method} {uri}: no documented path"));
+    let operation =
+        item.get(&method_name).unwrap_or_else(|| panic!("{method} {template} undocumented"));
+    let code = status.as_u16().to_string();
+    assert!(
+        operation["responses"].get(&code).is_some(),
+        "{method} {template} answered {code}, which the OpenAPI document does not list"
+    );
+}
+
 /// Every route with a body that would be valid, for credential checks.
 fn routes(handle: &str) -> Vec<(Method, String, Option<Value>)> {
     vec![
@@ -48,9 +75,13 @@ async fn every_endpoint_needs_the_right_credential(store: Store) {
         for auth in [None, Some("wrong-key-0123456789"), Some("")] {
             let reply = origin.call(method.clone(), &path, auth, body.clone()).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}");
+            assert_documented(&method, &path, reply.status);
             assert_eq!(reply.error(), "UNAUTHENTICATED");
         }
         let as_edge = origin.call(method.clone(), &path, Some(EDGE_SECRET), body.clone()).await;
+        assert_documented(&method, &path, as_edge.status);
+        let as_app = origin.call(method.clone(), &path, Some(API_KEY), body.clone()).await;
+        assert_documented(&method, &path, as_app.status);
         let app_only =
             path.starts_with("/v1/users") || path == "/metrics" || path == "/v1/keys/rotate";
         if app_only {
@@ -184,8 +215,13 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing(store: Store) {
     ];
     for (request, expected) in cases {
         let description = format!("{} {}", request.method(), request.uri());
+        let (method, uri) = (request.method().clone(), request.uri().to_string());
         let reply = origin.send(request).await;
         assert_eq!(reply.status, expected, "{description}: {:?}", reply.body);
+        // Unknown paths and methods are the router's answers, not an operation's.
+        if !matches!(expected, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
+            assert_documented(&method, &uri, reply.status);
+        }
         assert!(!reply.error().is_empty(), "{description} answers the JSON error shape");
         assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{description}");
     }

@@ -271,7 +271,7 @@ async fn anti_csrf_is_enforced_on_request(store: Store) {
 }
 
 async fn anti_csrf_can_be_disabled(store: Store) {
-    let origin = Origin::start_with(&store, |c| c.anti_csrf = false).await;
+    let origin = Origin::start_with(&store, |c| c.anti_csrf.enabled = false).await;
     let issued = origin.create("max").await;
     assert_eq!(issued["tokens"]["anti_csrf_token"], json!(null));
     assert!(issued["response_headers"]

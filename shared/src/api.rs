@@ -70,6 +70,7 @@ pub mod paths {
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `POST /v1/sessions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
@@ -82,6 +83,7 @@ pub struct CreateSessionRequest {
 }
 
 /// A token and the moment it stops being valid.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpiringToken {
     pub value: String,
@@ -90,6 +92,7 @@ pub struct ExpiringToken {
 }
 
 /// Everything a browser needs to hold a session.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionTokens {
     pub access_token: ExpiringToken,
@@ -100,6 +103,7 @@ pub struct SessionTokens {
 }
 
 /// The session a token belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionView {
     pub handle: String,
@@ -109,6 +113,7 @@ pub struct SessionView {
 }
 
 /// Answer to create and refresh: the session, its tokens, and the exact headers to send.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssuedSession {
     pub session: SessionView,
@@ -118,6 +123,7 @@ pub struct IssuedSession {
 }
 
 /// `POST /v1/sessions/refresh`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -125,6 +131,7 @@ pub struct RefreshRequest {
 }
 
 /// `POST /v1/sessions/verify`: the full check, including that the session still exists.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
@@ -137,6 +144,7 @@ pub struct VerifyRequest {
     pub enforce_anti_csrf: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyResponse {
     pub session: SessionView,
@@ -145,6 +153,7 @@ pub struct VerifyResponse {
 }
 
 /// Body of `GET` and `PUT /v1/sessions/{handle}/info`. `PUT` overwrites the whole value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionInfo {
@@ -153,6 +162,7 @@ pub struct SessionInfo {
 }
 
 /// Answer to `DELETE /v1/sessions/{handle}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokeResponse {
     /// False when there was no such session (already revoked or never existed).
@@ -162,6 +172,7 @@ pub struct RevokeResponse {
 }
 
 /// Answer to `GET` and `DELETE /v1/users/{user_id}/sessions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionHandles {
     pub handles: Vec<String>,

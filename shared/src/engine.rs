@@ -72,6 +72,7 @@ pub fn credential(facts: &RequestFacts<'_>) -> Result<Credential, SessionError> 
 }
 
 /// When the anti-CSRF check applies to a cookie-authenticated request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CsrfCheck {
@@ -104,6 +105,7 @@ impl CsrfCheck {
 
 /// The deployment's anti-CSRF rules: set at the origin, published to the edge in the settings
 /// document (`crate::settings`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AntiCsrfPolicy {
     /// Whether access tokens carry an anti-CSRF token at all (the seed's `enableAntiCsrf`).
@@ -196,6 +198,7 @@ pub fn authenticate(
 }
 
 /// One path rule: `/exact`, or `/prefix/*` for everything below `/prefix` and `/prefix` itself.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathRule<T> {
     pub path: String,

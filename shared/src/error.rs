@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_SESSION_EXPIRED_STATUS: u16 = 440;
 
 /// What went wrong, in the seed library's four categories.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorKind {
@@ -59,6 +60,7 @@ impl std::fmt::Display for ErrorKind {
 
 /// Who was affected when a refresh token was reused: returned with TOKEN_THEFT_DETECTED so the
 /// app can alert the user or revoke their other sessions too.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TheftDetails {
     pub user_id: crate::user_id::UserId,
@@ -124,10 +126,24 @@ pub mod codes {
     pub const HEADER_TOO_LARGE: &str = "HEADER_TOO_LARGE";
 }
 
-/// The same `{"error": CODE, "message": …}` body as [`SessionError`], for errors about the
-/// request itself (a code from [`codes`]).
+/// Every error answer's body: a [`SessionError`] (`error` one of its four kinds, `theft` with
+/// TOKEN_THEFT_DETECTED) or an error about the request itself (`error` a code from [`codes`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// UNAUTHORISED, TRY_REFRESH_TOKEN, TOKEN_THEFT_DETECTED or GENERAL_ERROR for session
+    /// errors; BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED,
+    /// PAYLOAD_TOO_LARGE or HEADER_TOO_LARGE for the request's own.
+    pub error: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theft: Option<TheftDetails>,
+}
+
+/// The body of an error about the request itself (a code from [`codes`]).
 pub fn error_body(code: &str, message: &str) -> String {
-    serde_json::json!({ "error": code, "message": message }).to_string()
+    let body = ErrorBody { error: code.to_owned(), message: message.to_owned(), theft: None };
+    serde_json::to_string(&body).expect("an error body always serialises")
 }
 
 #[cfg(test)]

@@ -101,6 +101,7 @@ fn thumbprint(public: &[u8; 32]) -> String {
 }
 
 /// One public key in a JWKS.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
@@ -114,6 +115,7 @@ pub struct Jwk {
 }
 
 /// A JSON Web Key Set, as served at `/.well-known/jwks.json`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,

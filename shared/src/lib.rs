@@ -15,6 +15,7 @@
 //! - [`assertion`]: the signed identity assertion the edge hands the app.
 //! - [`identity`]: the other headers between the edge and the app: convenience copies, and the
 //!   app's login and logout instructions.
+//! - [`secret`]: configuration secrets that redact themselves.
 //! - [`user_id`]: user ids, JSON strings or numbers, given back with their type.
 //!
 //! Nothing here does I/O or needs an async runtime; randomness and the current time are passed
@@ -30,6 +31,7 @@ pub mod identity;
 pub mod keys;
 pub mod protocol;
 pub mod refresh;
+pub mod secret;
 pub mod settings;
 pub mod user_id;
 

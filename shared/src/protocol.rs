@@ -30,6 +30,7 @@ pub const SDK_REQUEST_HEADERS: &str = "anti-csrf, supertokens-sdk-name, supertok
 pub const MAX_COOKIE_HEADER_LEN: usize = 16 * 1024;
 
 /// One response header to add (never replace: a response carries several `Set-Cookie`s).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseHeader {
     pub name: String,
@@ -54,6 +55,7 @@ pub fn options_api_headers() -> Vec<ResponseHeader> {
 
 /// How session cookies are written: one policy per deployment, set at the origin and published
 /// to the edge (`crate::settings`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CookiePolicy {
     /// `Domain` attribute; `None` makes host-only cookies (the safer default).
@@ -61,6 +63,7 @@ pub struct CookiePolicy {
     pub domain: Option<String>,
     pub secure: bool,
     #[serde(with = "same_site_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Lax"))]
     pub same_site: SameSite,
     /// `Path` of the access-token and id-refresh-token cookies.
     pub access_token_path: String,

@@ -9,6 +9,7 @@ use crate::keys::Jwks;
 use crate::protocol::CookiePolicy;
 
 /// The published settings document.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedSettings {
     /// `iss` of every access token.

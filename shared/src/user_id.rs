@@ -165,6 +165,7 @@ impl PartialEq<i64> for UserId {
 
 /// How a user id is typed where the type cannot travel with it (the origin's API paths, the
 /// database): `user_id_type=number` in `/v1/users/{user_id}/sessions?user_id_type=number`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserIdType {
@@ -172,6 +173,37 @@ pub enum UserIdType {
     String,
     Number,
 }
+
+/// A string or a safe integer, in the OpenAPI document.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for UserId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_USER_ID_LEN)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .minimum(Some(-MAX_SAFE_INTEGER as f64))
+                    .maximum(Some(MAX_SAFE_INTEGER as f64)),
+            )
+            .description(Some(
+                "A user id as the app gave it: a JSON string (any Unicode text without control \
+                 characters or surrounding whitespace, 1 to 255 bytes of UTF-8) or a whole JSON \
+                 number within ±(2^53−1). 7 and \"7\" are different users; each comes back with \
+                 its type.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for UserId {}
 
 impl Serialize for UserId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

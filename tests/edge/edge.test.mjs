@@ -38,6 +38,8 @@ before(async () => {
     LATCH_REFRESH_GRACE_SECS: "2",
     LATCH_JWKS_CACHE_SECS: "0",
     LATCH_COOKIE_SECURE: "false",
+    // Per-route anti-CSRF rules, set at the origin and published to the edge.
+    LATCH_ANTI_CSRF_ROUTES: "/strict/*=all_methods, /lenient/*=never",
   });
   await origin.start();
   edge = await startEdge(edgeBindings(), { port: edgePort });
@@ -188,6 +190,24 @@ test("state-changing requests need the anti-csrf header; its absence keeps the c
   const ok = await browser.fetch("/private/post", { method: "POST", body: "payload" });
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.json.body, "payload", "the body reaches the app");
+});
+
+test("per-route anti-CSRF rules from the origin: the seed's flag on every method, or none", async () => {
+  const { browser } = await login("rules");
+  // all_methods is the seed's getSession(req, res, true): a GET needs the header too.
+  const bare = await browser.fetch("/strict/report", { csrf: false });
+  assert.equal(bare.status, 440);
+  assert.equal(bare.json.error, "TRY_REFRESH_TOKEN");
+  assert.equal(bare.json.message, "anti-csrf token not found in headers");
+  const wrong = await browser.fetch("/strict/report", { csrf: false, headers: { "anti-csrf": "nope" } });
+  assert.equal(wrong.json.message, "anti-csrf check failed");
+  assert.equal((await browser.fetch("/strict/report")).status, 200);
+  // never: a POST without the header passes (for routes that take cross-site posts).
+  const lenient = await browser.fetch("/lenient/hook", { method: "POST", body: "x", csrf: false });
+  assert.equal(lenient.status, 200, lenient.text);
+  // Elsewhere the default (unsafe methods) still applies.
+  const post = await browser.fetch("/private/post", { method: "POST", body: "x", csrf: false });
+  assert.equal(post.status, 440);
 });
 
 test("tampered, foreign and relabelled tokens are refused with TRY_REFRESH_TOKEN", async () => {

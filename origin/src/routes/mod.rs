@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per resource, handlers thin over [`crate::sessions`].
 
+pub mod openapi;
 mod public;
 mod sessions;
 mod users;
@@ -10,10 +11,11 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::Router;
-use latch_shared::api::paths;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, SessionErrorStatus};
 use crate::AppState;
@@ -36,21 +38,28 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// Every route, each registered with its OpenAPI operation: what is served is what is
+/// documented.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(sessions::create))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::verify))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(sessions::get_info, sessions::update_info))
+        .routes(routes!(users::list, users::revoke_all))
+        .routes(routes!(public::rotate_keys))
+        .routes(routes!(public::jwks))
+        .routes(routes!(public::settings))
+        .routes(routes!(public::openapi))
+        .routes(routes!(public::health))
+        .routes(routes!(public::ready))
+        .routes(routes!(public::metrics))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(paths::SESSIONS, post(sessions::create))
-        .route(paths::REFRESH, post(sessions::refresh))
-        .route(paths::VERIFY, post(sessions::verify))
-        .route(paths::SESSION, delete(sessions::revoke))
-        .route(paths::SESSION_INFO, get(sessions::get_info).put(sessions::update_info))
-        .route(paths::USER_SESSIONS, get(users::list).delete(users::revoke_all))
-        .route(paths::ROTATE_KEYS, post(public::rotate_keys))
-        .route(paths::JWKS, get(public::jwks))
-        .route(paths::SETTINGS, get(public::settings))
-        .route(paths::OPENAPI, get(public::openapi))
-        .route(paths::HEALTH, get(public::health))
-        .route(paths::READY, get(public::ready))
-        .route(paths::METRICS, get(public::metrics))
+    let (router, _) = api_router().split_for_parts();
+    router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,7 +1,16 @@
+//! Public documents, probes and the admin endpoints.
+
+use std::sync::OnceLock;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use latch_shared::api::paths;
+use latch_shared::keys::Jwks;
+use latch_shared::settings::SharedSettings;
 
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{Forbidden, GeneralError, Unauthenticated};
 use super::Json;
 use crate::auth::AppCaller;
 use crate::error::ApiResult;
@@ -9,6 +18,15 @@ use crate::AppState;
 
 /// The public keys, cacheable for the configured JWKS cache time: new keys are published at
 /// least that long before they sign.
+#[utoipa::path(
+    get,
+    path = paths::JWKS,
+    responses(
+        (status = 200, description = "The public keys (RFC 7517; OKP Ed25519, alg EdDSA)", body = Jwks),
+        (status = 500, response = GeneralError),
+    ),
+    tag = "public"
+)]
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let ring = state.sessions.keys.ring().await?;
     let cache = format!("public, max-age={}", state.jwks_cache_secs);
@@ -17,6 +35,15 @@ pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse>
 
 /// The settings the edge must share with the origin, with the public keys: one document the
 /// edge caches like the JWKS, for as long.
+#[utoipa::path(
+    get,
+    path = paths::SETTINGS,
+    responses(
+        (status = 200, description = "Issuer, audience, cookies, statuses, anti-CSRF rules and keys", body = SharedSettings),
+        (status = 500, response = GeneralError),
+    ),
+    tag = "public"
+)]
 pub async fn settings(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let ring = state.sessions.keys.ring().await?;
     let cache = format!("public, max-age={}", state.jwks_cache_secs);
@@ -24,14 +51,42 @@ pub async fn settings(State(state): State<AppState>) -> ApiResult<impl IntoRespo
     Ok(([(header::CACHE_CONTROL, cache)], Json(document)))
 }
 
+/// This document.
+#[utoipa::path(
+    get,
+    path = paths::OPENAPI,
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
+    tag = "public"
+)]
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("../../openapi.json"))
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| {
+        super::openapi::document().to_pretty_json().expect("the document serialises")
+    });
+    ([(header::CONTENT_TYPE, "application/json")], document.as_str())
 }
 
+/// Liveness: the process serves HTTP.
+#[utoipa::path(
+    get,
+    path = paths::HEALTH,
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain")),
+    tag = "public"
+)]
 pub async fn health() -> &'static str {
     "ok"
 }
 
+/// Readiness: the database answers.
+#[utoipa::path(
+    get,
+    path = paths::READY,
+    responses(
+        (status = 200, description = "ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "database unreachable", body = String, content_type = "text/plain"),
+    ),
+    tag = "public"
+)]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if crate::db::ping(&state.sessions.pool).await {
         (StatusCode::OK, "ready")
@@ -40,15 +95,47 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) 
     }
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = paths::METRICS,
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+    ),
+    security(("apiKey" = [])),
+    tag = "admin"
+)]
 pub async fn metrics(_: AppCaller, State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.sessions.metrics.render())
 }
 
+/// The key that will sign next, and from when.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RotatedKey {
+    pub kid: String,
+    /// Milliseconds since the Unix epoch.
+    pub signs_from: i64,
+}
+
 /// Rotates the signing key now (after the JWKS publish lead), for a suspected compromise.
+#[utoipa::path(
+    post,
+    path = paths::ROTATE_KEYS,
+    responses(
+        (status = 200, description = "The new key's id and when it starts signing", body = RotatedKey),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = [])),
+    tag = "admin"
+)]
 pub async fn rotate_keys(
     _: AppCaller,
     State(state): State<AppState>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<RotatedKey>> {
     let (kid, signs_from) = state.sessions.keys.rotate_now().await?;
-    Ok(Json(serde_json::json!({"kid": kid, "signs_from": signs_from})))
+    Ok(Json(RotatedKey { kid, signs_from }))
 }

@@ -1,15 +1,36 @@
+//! `/v1/sessions…`: the edge and app backends (API key or edge secret).
+
 use axum::extract::{Path, State};
 use latch_shared::api::{
-    CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, SessionInfo,
+    paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, SessionInfo,
     VerifyRequest, VerifyResponse,
 };
 
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{
+    BadRequest, Forbidden, GeneralError, PayloadTooLarge, SessionError, Unauthenticated,
+};
 use super::Json;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::sessions::parse_handle;
 use crate::AppState;
 
+/// Creates a session for a user the app has authenticated.
+#[utoipa::path(
+    post,
+    path = paths::SESSIONS,
+    request_body = CreateSessionRequest,
+    responses(
+        (status = 200, description = "The session, its tokens and the headers to send", body = IssuedSession),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
 pub async fn create(
     _: Caller,
     State(state): State<AppState>,
@@ -18,6 +39,22 @@ pub async fn create(
     Ok(Json(state.sessions.create(request).await?))
 }
 
+/// Rotates a refresh token; a reused one is theft and revokes the session.
+#[utoipa::path(
+    post,
+    path = paths::REFRESH,
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "The refreshed session and its new tokens", body = IssuedSession),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 401, response = Unauthenticated),
+        (status = 440, response = SessionError),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
 pub async fn refresh(
     _: Caller,
     State(state): State<AppState>,
@@ -26,6 +63,23 @@ pub async fn refresh(
     Ok(Json(state.sessions.refresh(&request.refresh_token).await?))
 }
 
+/// The strong check of an access token: the shared engine's rules, then that the session still
+/// exists.
+#[utoipa::path(
+    post,
+    path = paths::VERIFY,
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The session the token belongs to", body = VerifyResponse),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 401, response = Unauthenticated),
+        (status = 440, response = SessionError),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
 pub async fn verify(
     _: Caller,
     State(state): State<AppState>,
@@ -34,6 +88,20 @@ pub async fn verify(
     Ok(Json(state.sessions.verify(request).await?))
 }
 
+/// Revokes one session and blacklists it at the edge.
+#[utoipa::path(
+    delete,
+    path = paths::SESSION,
+    params(("handle" = String, Path, description = "The session handle")),
+    responses(
+        (status = 200, description = "Whether there was such a session, and the headers that clear it", body = RevokeResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
 pub async fn revoke(
     _: Caller,
     State(state): State<AppState>,
@@ -42,6 +110,21 @@ pub async fn revoke(
     Ok(Json(state.sessions.revoke(&parse_handle(&handle)?).await?))
 }
 
+/// Reads the session's info.
+#[utoipa::path(
+    get,
+    path = paths::SESSION_INFO,
+    params(("handle" = String, Path, description = "The session handle")),
+    responses(
+        (status = 200, description = "The session info", body = SessionInfo),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 440, response = SessionError),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
 pub async fn get_info(
     _: Caller,
     State(state): State<AppState>,
@@ -51,6 +134,23 @@ pub async fn get_info(
     Ok(Json(SessionInfo { session_info }))
 }
 
+/// Overwrites the session's info, as the seed does.
+#[utoipa::path(
+    put,
+    path = paths::SESSION_INFO,
+    params(("handle" = String, Path, description = "The session handle")),
+    request_body = SessionInfo,
+    responses(
+        (status = 200, description = "The stored session info", body = SessionInfo),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 401, response = Unauthenticated),
+        (status = 440, response = SessionError),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
 pub async fn update_info(
     _: Caller,
     State(state): State<AppState>,

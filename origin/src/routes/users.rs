@@ -1,17 +1,26 @@
-use axum::extract::{Path, State};
-use latch_shared::api::{SessionHandles, UserId, UserIdType};
-use serde::Deserialize;
+//! `/v1/users/{user_id}/sessions`: app backends and admins only (API key).
 
+use axum::extract::{Path, State};
+use latch_shared::api::{paths, SessionHandles, UserId, UserIdType};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{BadRequest, Forbidden, GeneralError, SessionError, Unauthenticated};
 use super::{Json, Query};
 use crate::auth::AppCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// `?user_id_type=number` names a numeric user id (`7`, not `"7"`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UserIdQuery {
+    /// `number` when the user id is a JSON number: the path then holds its canonical decimal
+    /// form.
     #[serde(default)]
+    #[param(inline)]
     user_id_type: UserIdType,
 }
 
@@ -20,6 +29,24 @@ fn user_id(segment: &str, query: &UserIdQuery) -> ApiResult<UserId> {
         .map_err(|err| ApiError::BadRequest(err.to_string()))
 }
 
+/// The handles of the user's live sessions, oldest first.
+#[utoipa::path(
+    get,
+    path = paths::USER_SESSIONS,
+    params(
+        ("user_id" = String, Path, description = "The user id's text, percent-encoded"),
+        UserIdQuery
+    ),
+    responses(
+        (status = 200, description = "The handles", body = SessionHandles),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = [])),
+    tag = "users"
+)]
 pub async fn list(
     _: AppCaller,
     State(state): State<AppState>,
@@ -30,6 +57,24 @@ pub async fn list(
     Ok(Json(SessionHandles { handles: state.sessions.user_sessions(&user_id).await? }))
 }
 
+/// Revokes every session of the user at once.
+#[utoipa::path(
+    delete,
+    path = paths::USER_SESSIONS,
+    params(
+        ("user_id" = String, Path, description = "The user id's text, percent-encoded"),
+        UserIdQuery
+    ),
+    responses(
+        (status = 200, description = "The handles", body = SessionHandles),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = GeneralError),
+    ),
+    security(("apiKey" = [])),
+    tag = "users"
+)]
 pub async fn revoke_all(
     _: AppCaller,
     State(state): State<AppState>,

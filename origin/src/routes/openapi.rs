@@ -1,0 +1,94 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! API types in `latch_shared::api`: the router registers exactly the routes the document lists
+//! (`utoipa_axum::routes!`), so neither can change without the other. `origin/openapi.json` is
+//! the committed copy; `origin/tests/openapi.rs` fails when they differ.
+
+use latch_shared::error::ErrorBody;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+/// Malformed JSON, wrong types, unknown fields, an invalid user id or handle, or a JWT payload
+/// too large for a cookie.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct BadRequest(ErrorBody);
+
+/// Missing or wrong bearer credential.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct Unauthenticated(ErrorBody);
+
+/// The edge secret may not call this endpoint: it needs the API key.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct Forbidden(ErrorBody);
+
+/// The request body is over 64 KiB.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct PayloadTooLarge(ErrorBody);
+
+/// UNAUTHORISED, TRY_REFRESH_TOKEN or TOKEN_THEFT_DETECTED, with the configured
+/// session-expired status (`LATCH_SESSION_EXPIRED_STATUS`, 440 by default).
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct SessionError(ErrorBody);
+
+/// GENERAL_ERROR: the database or the service failed.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct GeneralError(ErrorBody);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latch origin API",
+        version = "1.0.0",
+        description = "Creates, refreshes (rotating refresh tokens with theft detection), \
+            verifies and revokes sessions; stores session info; publishes the access-token \
+            signing keys and the settings the edge shares. Session errors answer with the \
+            configured session-expired status (default 440) and a body {\"error\": KIND, \
+            \"message\": ...}; KIND is one of UNAUTHORISED, TRY_REFRESH_TOKEN, \
+            TOKEN_THEFT_DETECTED (GENERAL_ERROR answers 500).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    servers((url = "http://127.0.0.1:3567", description = "the origin's default address")),
+    components(schemas(ErrorBody), responses(
+        BadRequest,
+        Unauthenticated,
+        Forbidden,
+        PayloadTooLarge,
+        SessionError,
+        GeneralError
+    )),
+    modifiers(&BearerSchemes)
+)]
+pub struct ApiDoc;
+
+/// The two bearer credentials.
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in [
+            ("apiKey", "LATCH_API_KEY: app backends and admins"),
+            ("edgeSecret", "LATCH_EDGE_SECRET: the edge"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(description))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The document as served at `/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    super::api_router().split_for_parts().1
+}
