@@ -90,6 +90,22 @@ async fn direct_verification_and_session_calls(store: Store) {
     assert!(!cached_kids.contains(&kid_of(&access_token(&fresh))));
     assert!(latch.get_session(&browser_headers(&fresh, None), &Method::GET, false).await.is_ok());
 
+    // The seed's refreshSession: the refresh and id-refresh cookies in, a rotated session and
+    // its cookies out.
+    let mut refresh_cookies = HeaderMap::new();
+    let cookie = format!(
+        "sRefreshToken={}; sIdRefreshToken={}",
+        issued["tokens"]["refresh_token"]["value"].as_str().unwrap(),
+        issued["tokens"]["id_refresh_token"]["value"].as_str().unwrap()
+    );
+    refresh_cookies.insert("cookie", cookie.parse().unwrap());
+    let refreshed = latch.refresh_session(&refresh_cookies).await.unwrap();
+    assert_eq!(refreshed.session.get_handle(), handle(&issued));
+    assert_eq!(refreshed.session.get_user_id(), &sam());
+    assert_eq!(refreshed.session.get_jwt_payload(), Some(&json!({"tier": "gold"})));
+    let set_cookies = refreshed.headers.0.iter().filter(|h| h.name == "set-cookie").count();
+    assert_eq!(set_cookies, 3, "{:?}", refreshed.headers);
+
     // Admin functions.
     let mut handles = latch.get_all_session_handles_for_user(&sam()).await.unwrap();
     handles.sort();
@@ -106,6 +122,8 @@ async fn direct_verification_and_session_calls(store: Store) {
     assert!(cleared.0.iter().any(|h| h.name == "id-refresh-token" && h.value == "remove"));
     let err = session.get_session_info().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorised);
+    // As in the seed, revoking a session that is already gone leaves the cookies alone.
+    assert_eq!(session.revoke_session().await.unwrap().0, vec![]);
     assert_eq!(latch.revoke_all_sessions_for_user(&sam()).await.unwrap(), vec![handle(&fresh)]);
     assert!(!latch.revoke_session_using_session_handle(&handle(&fresh)).await.unwrap());
 }

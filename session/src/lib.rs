@@ -331,9 +331,11 @@ impl Latch {
         let cookie = RequestHeaders::read(headers, &Method::POST).cookie;
         let cookies = SessionCookies::from_cookie_header(&cookie)
             .map_err(|err| SessionError::unauthorised(err.to_string()))?;
-        let refresh_token = cookies
-            .refresh_token
-            .ok_or_else(|| SessionError::unauthorised("missing auth tokens in cookies"))?;
+        // As the seed: both the refresh token and the id-refresh token, or no session.
+        let (Some(refresh_token), Some(_)) = (cookies.refresh_token, cookies.id_refresh_token)
+        else {
+            return Err(SessionError::unauthorised("missing auth tokens in cookies"));
+        };
         let issued: IssuedSession = self
             .call(reqwest::Method::POST, paths::REFRESH, Some(&RefreshRequest { refresh_token }))
             .await?;
@@ -539,10 +541,14 @@ impl Session {
     }
 
     /// Revokes this session (one database write; the origin blacklists it at the edge) and
-    /// returns the headers that clear its cookies.
+    /// returns the headers that clear its cookies. As in the seed, a session that was already
+    /// gone leaves the cookies alone (the headers are empty).
     pub async fn revoke_session(&self) -> Result<ClearSession, SessionError> {
-        self.latch.revoke_session_using_session_handle(&self.handle).await?;
-        self.latch.clear_session_headers().await
+        if self.latch.revoke_session_using_session_handle(&self.handle).await? {
+            self.latch.clear_session_headers().await
+        } else {
+            Ok(ClearSession(Vec::new()))
+        }
     }
 }
 

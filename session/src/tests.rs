@@ -194,9 +194,12 @@ async fn refresh_needs_the_refresh_cookie_and_no_edge() {
     let err = direct.refresh_session(&HeaderMap::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorised);
     assert_eq!(err.message, "missing auth tokens in cookies");
-    let mut with_cookie = HeaderMap::new();
-    with_cookie.insert("cookie", "sRefreshToken=abc".parse().unwrap());
-    let err = behind_edge(publisher).refresh_session(&with_cookie).await.unwrap_err();
+    // The seed wants the id-refresh token too.
+    let mut refresh_only = HeaderMap::new();
+    refresh_only.insert("cookie", "sRefreshToken=abc".parse().unwrap());
+    let err = direct.refresh_session(&refresh_only).await.unwrap_err();
+    assert_eq!(err.message, "missing auth tokens in cookies");
+    let err = behind_edge(publisher).refresh_session(&refresh_only).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::GeneralError);
 }
 
