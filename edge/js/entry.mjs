@@ -68,10 +68,12 @@ async function handle(request, env) {
   let headers = h;
   let spoofed = null;
   for (const name of h.keys()) if (latchHeader(name)) (spoofed ??= []).push(name);
-  if (spoofed !== null || decision.set) {
+  if (spoofed !== null || decision.set || decision.cookie !== undefined) {
     headers = new Headers(h);
     for (const name of spoofed ?? []) headers.delete(name);
     for (const [name, value] of decision.set ?? []) headers.set(name, value);
+    if (decision.cookie === "") headers.delete("cookie");
+    else if (decision.cookie !== undefined) headers.set("cookie", decision.cookie);
   }
   const init = { method: request.method, headers, redirect: "manual" };
   if (request.body !== null) init.body = request.body;

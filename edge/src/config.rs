@@ -33,6 +33,9 @@ pub struct EdgeConfig {
     pub jwks_refetch_cooldown_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     pub max_header_bytes: usize,
+    /// Whether the app receives the session cookies (off: the edge takes them out; the
+    /// assertion says who is calling).
+    pub forward_session_cookies: bool,
     /// A path whose request panics the WASM instance, to test recovery; empty (off) by default.
     pub crash_test_path: Option<String>,
     pub edge_secret: Secret,
@@ -80,6 +83,7 @@ impl EdgeConfig {
         let optional = get("OPTIONAL_PATHS").unwrap_or_default();
         let protected = get("PROTECTED_PATHS").unwrap_or_default();
         let crash_test_path = get("CRASH_TEST_PATH").filter(|v| !v.is_empty());
+        let forward_cookies = text("FORWARD_SESSION_COOKIES", Some("off"));
 
         let mut number = |name: &str, value: &str, min: u64, max: u64| -> u64 {
             match value.parse::<u64>() {
@@ -107,6 +111,8 @@ impl EdgeConfig {
         let default = access_of
             [choice("DEFAULT_ROUTE", &default_route, &["protected", "optional", "public"])];
         let blacklist_on = choice("BLACKLIST_CHECK", &blacklist, &["on", "off"]) == 0;
+        let forward_session_cookies =
+            choice("FORWARD_SESSION_COOKIES", &forward_cookies, &["off", "on"]) == 1;
         let fail_open = choice("BLACKLIST_FAILURE", &blacklist_failure, &["closed", "open"]) == 1;
         let blacklist = match (blacklist_on, fail_open) {
             (false, _) => BlacklistMode::Off,
@@ -186,6 +192,7 @@ impl EdgeConfig {
             cors_allowed_origins,
             max_header_bytes,
             crash_test_path,
+            forward_session_cookies,
             edge_secret: Secret::from(edge_secret),
             assertion,
             assertion_jwks,

@@ -9,7 +9,7 @@ use latch_shared::api::{blacklist_key, paths};
 use latch_shared::assertion::{CsrfOutcome, ASSERTION_JWKS_PATH};
 use latch_shared::engine::{self, Access, RequestFacts};
 use latch_shared::error::codes;
-use latch_shared::protocol::MAX_COOKIE_HEADER_LEN;
+use latch_shared::protocol::{without_session_cookies, MAX_COOKIE_HEADER_LEN};
 use latch_shared::SessionError;
 use serde::Serialize;
 
@@ -40,6 +40,10 @@ pub enum Decision {
         response: Vec<(String, String)>,
         #[serde(skip_serializing_if = "Option::is_none")]
         blacklist: Option<BlacklistRead>,
+        /// The `Cookie` header to forward instead of the client's: the session cookies taken
+        /// out (empty: no `Cookie` header at all). Absent: forward it as it came.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cookie: Option<String>,
     },
     /// Answer with this, without the app.
     Respond(Reply),
@@ -60,12 +64,23 @@ pub struct BlacklistRead {
 
 impl Decision {
     fn forward(response: Vec<(String, String)>) -> Decision {
-        Decision::Forward { set: Vec::new(), response, blacklist: None }
+        Decision::Forward { set: Vec::new(), response, blacklist: None, cookie: None }
     }
 }
 
 /// Decides what `request` gets at time `now`.
 pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Utc>) -> Decision {
+    let mut decision = decide_route(isolate, request, now);
+    // The app sees the assertion, not the session cookies, unless the deployment opts in.
+    if let Decision::Forward { cookie, .. } = &mut decision {
+        if !isolate.config.forward_session_cookies {
+            *cookie = request.facts.cookie.and_then(without_session_cookies);
+        }
+    }
+    decision
+}
+
+fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Utc>) -> Decision {
     let config = isolate.config.clone();
     let facts = &request.facts;
     let now_ms = now.timestamp_millis() as f64;
@@ -74,6 +89,16 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
     }
     if let Err(reply) = check_header_sizes(facts, config.max_header_bytes) {
         return Decision::Respond(reply);
+    }
+    // Route rules match the path as forwarded; one that would mean another path once decoded
+    // is refused rather than guessed at.
+    if let Err(err) = engine::check_path(facts.path) {
+        let err = EdgeError::BadRequest {
+            status: 400,
+            code: codes::BAD_REQUEST,
+            message: err.to_string(),
+        };
+        return Decision::Respond(err.into_reply(None));
     }
     if facts.path == ASSERTION_JWKS_PATH && matches!(facts.method, "GET" | "HEAD") {
         let mut reply = Reply::json(200, config.assertion_jwks.clone());
@@ -135,7 +160,7 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
         },
     };
     match isolate.identity_headers(&token, &verified, csrf, now) {
-        Ok(set) => Decision::Forward { set, response: cors, blacklist },
+        Ok(set) => Decision::Forward { set, response: cors, blacklist, cookie: None },
         Err(err) => Decision::Respond(with_cors(EdgeError::Internal(err).into_reply(None), cors)),
     }
 }

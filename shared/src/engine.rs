@@ -226,6 +226,59 @@ impl<T> PathRule<T> {
     }
 }
 
+/// Why a path is refused: once percent-decoded it would name something else than the path the
+/// route rules matched, so an app that decodes or normalises before routing (servlet
+/// containers resolve `..;`, some frameworks decode `%2F` and `%5C`) could serve a protected
+/// resource under a public rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AmbiguousPath {
+    #[error("the path has a dot segment once decoded (%2e, %2f or a ;parameter)")]
+    DotSegment,
+    #[error("the path has a backslash once decoded")]
+    Backslash,
+}
+
+/// Checks that `path` (as the URL parser left it: literal `.` and `..` segments already
+/// resolved) means the same decoded: no segment that is `.` or `..` once percent-decoded and
+/// stripped of `;parameters`, or once a decoded `%2F` splits it, and no backslash, raw or
+/// `%5C`. Everything else, `%2F` inside a segment included, passes unchanged and is matched as
+/// written.
+pub fn check_path(path: &str) -> Result<(), AmbiguousPath> {
+    let bytes = path.as_bytes();
+    if !bytes.iter().any(|b| matches!(b, b'.' | b'%' | b'\\' | b';')) {
+        return Ok(());
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[at],
+            bytes.get(at + 1).copied().and_then(hex),
+            bytes.get(at + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push((high * 16 + low) as u8);
+                at += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    if decoded.contains(&b'\\') {
+        return Err(AmbiguousPath::Backslash);
+    }
+    for segment in decoded.split(|&b| b == b'/') {
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        if name == b"." || name == b".." {
+            return Err(AmbiguousPath::DotSegment);
+        }
+    }
+    Ok(())
+}
+
 /// The value of the most specific rule matching `path`.
 pub fn best_match<T: Copy>(rules: &[PathRule<T>], path: &str) -> Option<T> {
     rules
@@ -296,6 +349,46 @@ mod tests {
     fn run(facts: &RequestFacts<'_>, check: CsrfCheck) -> Result<String, SessionError> {
         authenticate(facts, check, now(), |token| verifier().verify(token, now()))
             .map(|verified| verified.claims.sub)
+    }
+
+    #[test]
+    fn paths_whose_decoded_form_means_something_else_are_refused() {
+        for path in [
+            "/pub/..;/secret",
+            "/pub/.;x/secret",
+            "/pub/%2e%2e%2fsecret",
+            "/pub/%2E%2E/secret",
+            "/pub/..%2Fsecret",
+            "/pub/..%2fsecret",
+            "/pub/..%5csecret",
+            "/pub/%5C..%5Csecret",
+            "/pub/a\\b",
+            "/pub/%2e",
+        ] {
+            assert!(check_path(path).is_err(), "{path}");
+        }
+        for path in [
+            "/",
+            "/pub/page",
+            "/pub/a%2Fb",
+            "/pub/%20space",
+            "/pub/file.tar.gz",
+            "/.well-known/jwks.json",
+            "/pub/...",
+            "/pub/..x",
+            "/pub/a;b=c",
+            "/pub/%zz",
+            "/pub/Zo%C3%AB",
+        ] {
+            assert_eq!(check_path(path), Ok(()), "{path}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_path_never_panics(path in "/[a-z./%;\\\\0-9A-F]{0,40}") {
+            let _ = check_path(&path);
+        }
     }
 
     #[test]

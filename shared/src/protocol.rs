@@ -260,9 +260,42 @@ impl SessionCookies {
     }
 }
 
+/// The `Cookie` header without the session cookies, for an app that must not see them (the
+/// edge's identity assertion replaces them); `None` when there were none to remove. An empty
+/// result means no cookie is left.
+pub fn without_session_cookies(header: &str) -> Option<String> {
+    let is_session = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
+        matches!(name, ACCESS_TOKEN_COOKIE | REFRESH_TOKEN_COOKIE | ID_REFRESH_TOKEN_COOKIE)
+    };
+    if !header.split(';').any(is_session) {
+        return None;
+    }
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !is_session(pair))
+        .collect();
+    Some(kept.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_cookies_are_taken_out_and_the_rest_kept() {
+        assert_eq!(without_session_cookies("theme=dark; lang=fr"), None);
+        assert_eq!(
+            without_session_cookies(
+                "sAccessToken=a; theme=dark;sRefreshToken=r; sIdRefreshToken=i"
+            ),
+            Some("theme=dark".into())
+        );
+        assert_eq!(without_session_cookies("sAccessToken=a"), Some(String::new()));
+        // Only exact names: lookalikes belong to the app.
+        assert_eq!(without_session_cookies("sAccessTokenX=a; xsAccessToken=b"), None);
+    }
     use crate::api::ExpiringToken;
     use proptest::prelude::*;
 
