@@ -173,6 +173,30 @@ export class Browser {
     const csrf = res.headers.get("anti-csrf");
     if (csrf) this.antiCsrf = csrf;
   }
+  /**
+   * A top-level page load, as a browser without JavaScript makes it: `Sec-Fetch-Mode: navigate`
+   * (which fetch() cannot send: it always says `cors`), cookies, no anti-csrf header.
+   */
+  async navigate(pathname, { method = "GET", headers = {}, body } = {}) {
+    const { hostname, port } = new URL(this.base);
+    const h = { "sec-fetch-mode": "navigate", "sec-fetch-site": "same-origin", "sec-fetch-dest": "document", ...headers };
+    const cookie = this.cookieHeader(pathname);
+    if (cookie) h.cookie = cookie;
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request({ hostname, port, path: pathname, method, headers: h }, (res) => {
+        let text = "";
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode, headers: new Headers(Object.entries(res.headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : [[k, v]]))), text }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    this.absorb(res);
+    let json = null;
+    try { json = JSON.parse(res.text); } catch {}
+    return { ...res, json };
+  }
+
   async fetch(pathname, { method = "GET", headers = {}, body, csrf = true } = {}) {
     const h = { ...headers };
     const cookie = this.cookieHeader(pathname);

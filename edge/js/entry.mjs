@@ -34,6 +34,7 @@ async function handle(request, env) {
       edge.decide(
         request.method, url.pathname, h.get("cookie"), h.get("authorization"),
         h.get(plan.anti_csrf_header), h.get("origin"), h.has("access-control-request-method"),
+        h.get("sec-fetch-mode"), h.get("sec-fetch-site"), url.origin, url.search,
         Date.now(),
       ),
     );
@@ -61,7 +62,9 @@ async function handle(request, env) {
       console.error("latch-edge: KV read failed", err);
       state = 2;
     }
-    const refusal = edge.blacklist_result(decision.blacklist.session, state, Date.now());
+    const refusal = edge.blacklist_result(
+      decision.blacklist.session, state, decision.blacklist.page_load === true, Date.now(),
+    );
     if (refusal !== "") return reply(JSON.parse(refusal));
   }
   // Copy the headers only when something must change: most requests pass as they came.

@@ -14,7 +14,13 @@ pub const BINDING: &str = "BLACKLIST";
 
 /// What KV said about a session, reported by the entry: 0 not revoked, 1 revoked, 2 unreadable.
 /// `None` lets the request through; a reply refuses it.
-pub fn outcome(isolate: &mut Isolate, session: &str, state: u8, now_ms: f64) -> Option<Reply> {
+pub fn outcome(
+    isolate: &mut Isolate,
+    session: &str,
+    state: u8,
+    page_load: bool,
+    now_ms: f64,
+) -> Option<Reply> {
     let settings = isolate.settings();
     let revoked = match state {
         0 => Some(false),
@@ -26,7 +32,12 @@ pub fn outcome(isolate: &mut Isolate, session: &str, state: u8, now_ms: f64) -> 
         Some(false) => None,
         Some(true) => {
             let err = SessionError::unauthorised("session has been revoked");
-            Some(EdgeError::Session(err).into_reply(settings.as_deref()))
+            match (&settings, page_load) {
+                (Some(settings), true) => {
+                    Some(crate::navigation::session_ended(settings, &isolate.config))
+                }
+                _ => Some(EdgeError::Session(err).into_reply(settings.as_deref())),
+            }
         }
         None if isolate.config.blacklist == BlacklistMode::FailOpen => {
             worker::console_warn!("latch-edge: blacklist unreadable, failing open");

@@ -33,6 +33,11 @@ pub struct EdgeConfig {
     pub jwks_refetch_cooldown_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     pub max_header_bytes: usize,
+    /// Where a browser whose session is over is sent (a page says so without one).
+    pub login_url: Option<String>,
+    /// Whether Fetch Metadata proving a request same-origin stands in for the anti-csrf header
+    /// (plain HTML forms of the site itself).
+    pub fetch_metadata_csrf: bool,
     /// Whether the app receives the session cookies (off: the edge takes them out; the
     /// assertion says who is calling).
     pub forward_session_cookies: bool,
@@ -84,6 +89,8 @@ impl EdgeConfig {
         let protected = get("PROTECTED_PATHS").unwrap_or_default();
         let crash_test_path = get("CRASH_TEST_PATH").filter(|v| !v.is_empty());
         let forward_cookies = text("FORWARD_SESSION_COOKIES", Some("off"));
+        let login_url = get("LOGIN_URL").filter(|v| !v.is_empty());
+        let fetch_metadata = text("FETCH_METADATA_CSRF", Some("on"));
 
         let mut number = |name: &str, value: &str, min: u64, max: u64| -> u64 {
             match value.parse::<u64>() {
@@ -113,6 +120,8 @@ impl EdgeConfig {
         let blacklist_on = choice("BLACKLIST_CHECK", &blacklist, &["on", "off"]) == 0;
         let forward_session_cookies =
             choice("FORWARD_SESSION_COOKIES", &forward_cookies, &["off", "on"]) == 1;
+        let fetch_metadata_csrf =
+            choice("FETCH_METADATA_CSRF", &fetch_metadata, &["on", "off"]) == 0;
         let fail_open = choice("BLACKLIST_FAILURE", &blacklist_failure, &["closed", "open"]) == 1;
         let blacklist = match (blacklist_on, fail_open) {
             (false, _) => BlacklistMode::Off,
@@ -139,6 +148,15 @@ impl EdgeConfig {
                 .map_err(|err| errors.push(err.to_string()))
                 .ok()
         };
+        if let Some(login) = &login_url {
+            let http = login.starts_with("https://") || login.starts_with("http://");
+            let path = login.starts_with('/') && !login.starts_with("//");
+            if !(http || path) || login.chars().any(char::is_control) {
+                errors.push(format!(
+                    "LOGIN_URL must be a path (/login) or an http(s) URL, not {login:?}"
+                ));
+            }
+        }
         for (name, path) in
             [("SIGNOUT_PATH", &signout_path), ("SESSION_INFO_PATH", &session_info_path)]
         {
@@ -192,6 +210,8 @@ impl EdgeConfig {
             cors_allowed_origins,
             max_header_bytes,
             crash_test_path,
+            login_url,
+            fetch_metadata_csrf,
             forward_session_cookies,
             edge_secret: Secret::from(edge_secret),
             assertion,

@@ -13,8 +13,11 @@ use latch_shared::protocol::{without_session_cookies, MAX_COOKIE_HEADER_LEN};
 use latch_shared::SessionError;
 use serde::Serialize;
 
+use crate::config::EdgeConfig;
 use crate::isolate::{BlacklistStatus, Isolate, SettingsState};
+use crate::navigation;
 use crate::respond::{cors_headers, EdgeError, Reply};
+use latch_shared::settings::SharedSettings;
 
 /// A request as the JS entry hands it over.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +27,13 @@ pub struct EdgeRequest<'a> {
     pub origin: Option<&'a str>,
     /// Whether `Access-Control-Request-Method` was sent (a CORS preflight).
     pub preflight: bool,
+    /// `Sec-Fetch-Mode` and `Sec-Fetch-Site` (Fetch Metadata).
+    pub sec_fetch_mode: Option<&'a str>,
+    pub sec_fetch_site: Option<&'a str>,
+    /// This site's own origin (`https://host[:port]`), as the request's URL has it.
+    pub own_origin: &'a str,
+    /// The URL's query, with its `?` (empty without one): where a page load comes back to.
+    pub query: &'a str,
 }
 
 /// What the JS entry does with the request.
@@ -60,6 +70,9 @@ pub enum Decision {
 pub struct BlacklistRead {
     pub key: String,
     pub session: String,
+    /// A browser loading a page: a refusal is a page too (`crate::navigation`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub page_load: bool,
 }
 
 impl Decision {
@@ -82,7 +95,12 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
 
 fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Utc>) -> Decision {
     let config = isolate.config.clone();
-    let facts = &request.facts;
+    // A plain HTML form of the site itself proves it with Fetch Metadata, in place of the SDK's
+    // anti-csrf header (unless the deployment turns that off).
+    let same_origin = config.fetch_metadata_csrf
+        && engine::proves_same_origin(request.sec_fetch_site, request.origin, request.own_origin);
+    let facts = &RequestFacts { same_origin, ..request.facts };
+    let page_load = navigation::is_page_load(facts.method, request.sec_fetch_mode);
     let now_ms = now.timestamp_millis() as f64;
     if config.crash_test_path.as_deref() == Some(facts.path) {
         panic!("crash test: {} was requested", facts.path);
@@ -128,7 +146,8 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
             return Decision::Respond(with_cors(reply, cors));
         }
     };
-    if facts.path == settings.cookies.refresh_path && facts.method == "POST" {
+    // POST: the SDK's refresh; a page load: the hop of a page without JavaScript.
+    if facts.path == settings.cookies.refresh_path && (facts.method == "POST" || page_load) {
         return Decision::Endpoint;
     }
     if access == Access::Public {
@@ -139,7 +158,7 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
         Err(Refusal::NeedKeys) => return Decision::LoadSettings { fresh: true },
         Err(Refusal::Session(_)) if access == Access::Optional => return Decision::forward(cors),
         Err(Refusal::Session(err)) => {
-            return Decision::Respond(with_cors(Reply::session_error(&settings, &err), cors));
+            return Decision::Respond(refuse(&settings, &config, &err, request, page_load, cors))
         }
     };
     let handle = verified.claims.sid.clone();
@@ -150,12 +169,14 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
                 let err = SessionError::unauthorised("session has been revoked");
                 return match access {
                     Access::Optional => Decision::forward(cors),
-                    _ => Decision::Respond(with_cors(Reply::session_error(&settings, &err), cors)),
+                    _ => Decision::Respond(refuse(
+                        &settings, &config, &err, request, page_load, cors,
+                    )),
                 };
             }
             BlacklistStatus::Clear => None,
             BlacklistStatus::Due => {
-                Some(BlacklistRead { key: blacklist_key(&handle), session: handle })
+                Some(BlacklistRead { key: blacklist_key(&handle), session: handle, page_load })
             }
         },
     };
@@ -220,6 +241,27 @@ pub fn authenticate(
         CsrfOutcome::NotApplicable
     };
     Ok(Admitted { token, verified, csrf })
+}
+
+/// A refused session: a page for a browser loading one (`crate::navigation`), else the seed's
+/// JSON error with the deployment's status.
+fn refuse(
+    settings: &SharedSettings,
+    config: &EdgeConfig,
+    err: &SessionError,
+    request: &EdgeRequest<'_>,
+    page_load: bool,
+    cors: Vec<(String, String)>,
+) -> Reply {
+    if page_load {
+        let target = format!("{}{}", request.facts.path, request.query);
+        if let Some(page) =
+            navigation::refusal(settings, config, err, request.facts.cookie, &target)
+        {
+            return page;
+        }
+    }
+    with_cors(Reply::session_error(settings, err), cors)
 }
 
 fn with_cors(mut reply: Reply, cors: Vec<(String, String)>) -> Reply {

@@ -5,8 +5,8 @@ use std::rc::Rc;
 
 use futures_util::StreamExt;
 use latch_shared::api::{paths, BlacklistRequest, MAX_BODY_BYTES};
-use latch_shared::engine::RequestFacts;
-use latch_shared::protocol::{SessionCookies, ANTI_CSRF_HEADER};
+use latch_shared::engine::{self, RequestFacts};
+use latch_shared::protocol::{ResponseHeader, SessionCookies, ANTI_CSRF_HEADER};
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
 use serde::de::DeserializeOwned;
@@ -16,7 +16,7 @@ use worker::{Env, Method, Request, Response};
 use crate::config::EdgeConfig;
 use crate::decide::{self, Refusal};
 use crate::respond::{cors_headers, preflight, EdgeError, Reply};
-use crate::{blacklist, js_now, origin, to_response, with_isolate};
+use crate::{blacklist, js_now, navigation, origin, to_response, with_isolate};
 
 /// Serves one endpoint request, with CORS headers for allowed origins.
 pub async fn serve(mut req: Request, env: &Env) -> Response {
@@ -56,7 +56,11 @@ async fn route(
         return origin_blacklist_hook(req, env, config).await;
     }
     if path == settings.cookies.refresh_path && method == Method::Post {
-        return refresh(req, env, config, settings).await;
+        let headers = rotate(req, env, config).await?;
+        return Ok(Reply::json(200, r#"{"status":"OK"}"#.into()).with(&headers));
+    }
+    if path == settings.cookies.refresh_path && matches!(method, Method::Get | Method::Head) {
+        return refresh_hop(req, env, config, settings).await;
     }
     if path == config.signout_path && method == Method::Post {
         let handle = authenticate(req).await?;
@@ -81,20 +85,78 @@ async fn route(
     Err(EdgeError::Internal(format!("no endpoint for {method:?} {path}")))
 }
 
-async fn refresh(
+/// The request URL as sent: its origin and its query (with `?`), read without a URL parser.
+fn url_parts(req: &Request) -> (String, String) {
+    let url = req.inner().url();
+    let url = url.split('#').next().unwrap_or_default();
+    let (before_query, query) = match url.find('?') {
+        Some(at) => (&url[..at], &url[at..]),
+        None => (url, ""),
+    };
+    let origin_end = before_query
+        .find("://")
+        .and_then(|scheme| before_query[scheme + 3..].find('/').map(|at| scheme + 3 + at))
+        .unwrap_or(before_query.len());
+    (before_query[..origin_end].to_owned(), query.to_owned())
+}
+
+/// Whether the browser proved `req` same-origin (Fetch Metadata; `Origin`, or for a page load
+/// the `Referer`, where it sends no `Sec-Fetch-Site`), and the deployment accepts that.
+fn same_origin(req: &Request, config: &EdgeConfig, own_origin: &str) -> bool {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let origin = header("origin").or_else(|| {
+        header("referer")
+            .filter(|referer| referer.starts_with(&format!("{own_origin}/")))
+            .map(|_| own_origin.to_owned())
+    });
+    config.fetch_metadata_csrf
+        && engine::proves_same_origin(
+            header("sec-fetch-site").as_deref(),
+            origin.as_deref(),
+            own_origin,
+        )
+}
+
+/// A page without JavaScript refreshing (`crate::navigation`): rotate, then back to the page;
+/// a session that is over goes to the login page. Only this site's own pages may start it.
+async fn refresh_hop(
     req: &Request,
     env: &Env,
     config: &EdgeConfig,
     settings: &SharedSettings,
 ) -> Result<Reply, EdgeError> {
+    let (own_origin, query) = url_parts(req);
+    if !same_origin(req, config, &own_origin) {
+        return Err(EdgeError::BadRequest {
+            status: 403,
+            code: latch_shared::error::codes::FORBIDDEN,
+            message: "a session is only refreshed from this site's own pages".into(),
+        });
+    }
+    match rotate(req, env, config).await {
+        Ok(headers) => Ok(navigation::back_to(&navigation::return_target(&query)).with(&headers)),
+        Err(EdgeError::Session(_)) => Ok(navigation::session_ended(settings, config)),
+        Err(err) => Err(err),
+    }
+}
+
+/// Rotates the request's refresh token at the origin; returns the headers that hand the new
+/// session to the browser.
+async fn rotate(
+    req: &Request,
+    env: &Env,
+    config: &EdgeConfig,
+) -> Result<Vec<ResponseHeader>, EdgeError> {
+    let settings = current_settings().await.ok_or_else(|| {
+        EdgeError::OriginUnavailable("the origin's settings are unavailable".into())
+    })?;
     let cookie = req.headers().get("cookie")?.unwrap_or_default();
     let cookies = SessionCookies::from_cookie_header(&cookie)
         .map_err(|err| SessionError::unauthorised(err.to_string()))?;
     let refresh_token =
         cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
     match origin::refresh(config, refresh_token).await {
-        Ok(issued) => Ok(Reply::json(200, r#"{"status":"OK"}"#.into())
-            .with(&settings.cookies.session_headers(&issued.tokens))),
+        Ok(issued) => Ok(settings.cookies.session_headers(&issued.tokens)),
         Err(EdgeError::Session(err)) => {
             if let Some(theft) = &err.theft {
                 // The origin blacklists too; writing here as well closes the gap at once.
@@ -114,12 +176,15 @@ pub(crate) async fn authenticate(req: &Request) -> Result<String, EdgeError> {
     let (method, path) = (req.method().to_string(), req.path());
     let (cookie, authorization, anti_csrf) =
         (header("cookie"), header("authorization"), header(ANTI_CSRF_HEADER));
+    let config = with_isolate(|isolate| isolate.config.clone())
+        .ok_or_else(|| EdgeError::Internal("not configured".into()))?;
     let facts = RequestFacts {
         method: &method,
         path: &path,
         cookie: cookie.as_deref(),
         authorization: authorization.as_deref(),
         anti_csrf: anti_csrf.as_deref(),
+        same_origin: same_origin(req, &config, &url_parts(req).0),
     };
     loop {
         let now = js_now();

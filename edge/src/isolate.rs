@@ -32,7 +32,7 @@ pub struct Loaded {
 #[derive(Debug, Clone)]
 struct VerifiedToken {
     token: VerifiedAccessToken,
-    identities: [Option<MintedIdentity>; 4],
+    identities: [Option<MintedIdentity>; CsrfOutcome::ALL.len()],
 }
 
 #[derive(Debug, Clone)]

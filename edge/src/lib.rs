@@ -18,6 +18,7 @@ pub mod decide;
 mod endpoints;
 mod instructions;
 pub mod isolate;
+mod navigation;
 mod origin;
 mod respond;
 mod settings;
@@ -115,6 +116,10 @@ pub fn decide(
     anti_csrf: Option<String>,
     origin: Option<String>,
     preflight: bool,
+    sec_fetch_mode: Option<String>,
+    sec_fetch_site: Option<String>,
+    own_origin: &str,
+    query: &str,
     now_ms: f64,
 ) -> String {
     let request = EdgeRequest {
@@ -124,9 +129,14 @@ pub fn decide(
             cookie: cookie.as_deref(),
             authorization: authorization.as_deref(),
             anti_csrf: anti_csrf.as_deref(),
+            same_origin: false,
         },
         origin: origin.as_deref(),
         preflight,
+        sec_fetch_mode: sec_fetch_mode.as_deref(),
+        sec_fetch_site: sec_fetch_site.as_deref(),
+        own_origin,
+        query,
     };
     let decision = with_isolate(|isolate| decide::decide(isolate, &request, now(now_ms)))
         .unwrap_or_else(|| Decision::Respond(internal_error()));
@@ -136,9 +146,10 @@ pub fn decide(
 /// KV's answer for a session the decision asked about: `state` is 0 (not revoked), 1 (revoked)
 /// or 2 (KV unreadable). Returns an empty string to go on forwarding, or a reply to send.
 #[wasm_bindgen]
-pub fn blacklist_result(session: &str, state: u8, now_ms: f64) -> String {
-    let reply = with_isolate(|isolate| blacklist::outcome(isolate, session, state, now_ms))
-        .unwrap_or_else(|| Some(internal_error()));
+pub fn blacklist_result(session: &str, state: u8, page_load: bool, now_ms: f64) -> String {
+    let reply =
+        with_isolate(|isolate| blacklist::outcome(isolate, session, state, page_load, now_ms))
+            .unwrap_or_else(|| Some(internal_error()));
     match reply {
         Some(reply) => serde_json::to_string(&reply).expect("a reply serialises"),
         None => String::new(),

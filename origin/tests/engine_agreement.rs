@@ -199,6 +199,7 @@ proptest! {
             cookie: cookie.as_deref(),
             authorization: authorization.as_deref(),
             anti_csrf,
+            same_origin: false,
         };
         let mut isolate = isolate(enabled);
         let at_edge = edge(&mut isolate, &facts);

@@ -463,6 +463,8 @@ impl RequestHeaders {
             cookie: Some(&self.cookie),
             authorization: self.authorization.as_deref(),
             anti_csrf: self.anti_csrf.as_deref(),
+            // Direct mode knows no site origin to compare with: only the header counts.
+            same_origin: false,
         }
     }
 }

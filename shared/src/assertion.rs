@@ -37,7 +37,7 @@ pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
 
 /// What the anti-CSRF check found on this request, whether or not the edge's rule for the route
 /// required it. An app that wants the seed's `getSession(req, res, true)` on a route the edge
-/// does not check reads it: only `passed` and `not_applicable` pass.
+/// does not check reads it: `passed`, `same_origin` and `not_applicable` pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CsrfOutcome {
@@ -47,6 +47,10 @@ pub enum CsrfOutcome {
     Missing,
     /// An `anti-csrf` header that does not match (or a token minted without one).
     Failed,
+    /// No `anti-csrf` header, but the browser proved the request same-origin (`Sec-Fetch-Site:
+    /// same-origin`, or without it an `Origin` equal to the site's own): a plain HTML form of
+    /// the site itself, OWASP's fetch-metadata defence.
+    SameOrigin,
     /// No check can apply: a Bearer token (which no cross-site form can send), or a deployment
     /// with anti-CSRF protection off.
     NotApplicable,
@@ -54,10 +58,11 @@ pub enum CsrfOutcome {
 
 impl CsrfOutcome {
     /// Every outcome, in the order of [`CsrfOutcome::index`].
-    pub const ALL: [CsrfOutcome; 4] = [
+    pub const ALL: [CsrfOutcome; 5] = [
         CsrfOutcome::Passed,
         CsrfOutcome::Missing,
         CsrfOutcome::Failed,
+        CsrfOutcome::SameOrigin,
         CsrfOutcome::NotApplicable,
     ];
 
@@ -68,7 +73,7 @@ impl CsrfOutcome {
     /// The seed's answer where the check applies: TRY_REFRESH_TOKEN unless it passed.
     pub fn enforce(self) -> Result<(), SessionError> {
         match self {
-            CsrfOutcome::Passed | CsrfOutcome::NotApplicable => Ok(()),
+            CsrfOutcome::Passed | CsrfOutcome::SameOrigin | CsrfOutcome::NotApplicable => Ok(()),
             CsrfOutcome::Missing => {
                 Err(SessionError::try_refresh("anti-csrf token not found in headers"))
             }
@@ -348,6 +353,7 @@ mod tests {
     fn the_outcome_enforces_the_seeds_errors() {
         assert!(CsrfOutcome::Passed.enforce().is_ok());
         assert!(CsrfOutcome::NotApplicable.enforce().is_ok());
+        assert!(CsrfOutcome::SameOrigin.enforce().is_ok());
         let missing = CsrfOutcome::Missing.enforce().unwrap_err();
         assert_eq!(missing.kind(), crate::ErrorKind::TryRefreshToken);
         assert_eq!(missing.message, "anti-csrf token not found in headers");

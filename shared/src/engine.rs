@@ -12,7 +12,9 @@
 //! 3. The token must verify (every failure is TRY_REFRESH_TOKEN).
 //! 4. Where the anti-CSRF check applies, the `anti-csrf` header must be present and equal the
 //!    token's `csrf` claim (constant time); absent or different is TRY_REFRESH_TOKEN. A token
-//!    minted without a `csrf` claim can never pass a required check.
+//!    minted without a `csrf` claim can never pass a required check. Without the header, a
+//!    request the browser proved same-origin (Fetch Metadata, where the caller accepts it:
+//!    the edge by default) passes: a plain HTML form of the site itself.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,6 +38,23 @@ pub struct RequestFacts<'a> {
     pub authorization: Option<&'a str>,
     /// The `anti-csrf` header.
     pub anti_csrf: Option<&'a str>,
+    /// The browser proved the request same-origin ([`proves_same_origin`]), and the caller
+    /// accepts that in place of the `anti-csrf` header.
+    pub same_origin: bool,
+}
+
+/// OWASP's fetch-metadata defence: `Sec-Fetch-Site: same-origin`, or, from a browser too old
+/// to send it, an `Origin` header equal to the site's own origin. `same-site`, `cross-site` and
+/// `none` prove nothing, and neither does a missing header.
+pub fn proves_same_origin(
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    own_origin: &str,
+) -> bool {
+    match sec_fetch_site {
+        Some(site) => site.eq_ignore_ascii_case("same-origin"),
+        None => origin.is_some_and(|origin| !own_origin.is_empty() && origin == own_origin),
+    }
 }
 
 /// Where the access token came from.
@@ -175,7 +194,7 @@ pub fn csrf_outcome(
         return CsrfOutcome::NotApplicable;
     }
     let Some(presented) = facts.anti_csrf else {
-        return CsrfOutcome::Missing;
+        return if facts.same_origin { CsrfOutcome::SameOrigin } else { CsrfOutcome::Missing };
     };
     let expected = claims.csrf.as_deref().unwrap_or_default();
     if !expected.is_empty() && anti_csrf_matches(expected, Some(presented)) {
@@ -352,6 +371,20 @@ mod tests {
     }
 
     #[test]
+    fn only_the_browsers_same_origin_word_or_a_matching_origin_proves_same_origin() {
+        let own = "https://app.test";
+        assert!(proves_same_origin(Some("same-origin"), None, own));
+        assert!(proves_same_origin(Some("same-origin"), Some("https://evil.test"), own));
+        for site in ["same-site", "cross-site", "none", ""] {
+            assert!(!proves_same_origin(Some(site), Some(own), own), "{site}");
+        }
+        assert!(proves_same_origin(None, Some(own), own));
+        assert!(!proves_same_origin(None, Some("https://app.test.evil.test"), own));
+        assert!(!proves_same_origin(None, Some("null"), own));
+        assert!(!proves_same_origin(None, None, own));
+    }
+
+    #[test]
     fn paths_whose_decoded_form_means_something_else_are_refused() {
         for path in [
             "/pub/..;/secret",
@@ -426,6 +459,23 @@ mod tests {
         let get = RequestFacts { method: "GET", ..post };
         assert!(run(&get, CsrfCheck::UnsafeMethods).is_ok());
         assert!(run(&get, CsrfCheck::AllMethods).is_err());
+    }
+
+    #[test]
+    fn a_same_origin_form_passes_without_the_header_but_a_wrong_header_never_does() {
+        let cookie = format!("sAccessToken={}; sIdRefreshToken=i", token(Some("c")));
+        let form = RequestFacts {
+            method: "POST",
+            cookie: Some(&cookie),
+            same_origin: true,
+            ..Default::default()
+        };
+        assert_eq!(run(&form, CsrfCheck::AllMethods).unwrap(), "alice");
+        let wrong = RequestFacts { anti_csrf: Some("d"), ..form };
+        assert_eq!(
+            run(&wrong, CsrfCheck::AllMethods).unwrap_err().message,
+            "anti-csrf check failed"
+        );
     }
 
     #[test]
@@ -508,6 +558,7 @@ mod tests {
             cookie in proptest::option::of(".{0,200}"),
             authorization in proptest::option::of(".{0,200}"),
             anti_csrf in proptest::option::of(".{0,40}"),
+            same_origin in proptest::bool::ANY,
         ) {
             let facts = RequestFacts {
                 method: &method,
@@ -515,6 +566,7 @@ mod tests {
                 cookie: cookie.as_deref(),
                 authorization: authorization.as_deref(),
                 anti_csrf: anti_csrf.as_deref(),
+                same_origin,
             };
             prop_assert!(run(&facts, CsrfCheck::AllMethods).is_err());
         }

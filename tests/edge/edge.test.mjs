@@ -261,6 +261,97 @@ test("per-route anti-CSRF rules from the origin: the seed's flag on every method
   assert.equal(post.status, 440);
 });
 
+test("a page without JavaScript stays signed in: the edge's refresh page and hop, then back to the page", async () => {
+  const { browser } = await login("plain");
+  browser.cookies.delete("sAccessToken"); // as after expiry: the browser drops it
+  const page = await browser.navigate("/private/report?year=2026");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type"), /text\/html/);
+  assert.equal(page.headers.get("cache-control"), "no-store");
+  const hop = page.text.match(/http-equiv="refresh" content="0; url=([^"]+)"/)[1].replaceAll("&amp;", "&");
+  assert.equal(hop, "/session/refresh?return=/private/report%3Fyear%3D2026");
+  assert.doesNotMatch(page.text, /<script/);
+  // The hop the page makes: same-origin, from the edge's own page.
+  const back = await browser.navigate(hop);
+  assert.equal(back.status, 303, back.text);
+  assert.equal(back.headers.get("location"), "/private/report?year=2026");
+  assert.ok(browser.cookies.get("sAccessToken"), "a new access token");
+  const again = await browser.navigate("/private/report?year=2026");
+  assert.equal(again.status, 200);
+  assert.equal(again.json.query, "?year=2026", "the app's page itself");
+  // API calls keep the seed's JSON contract for the SDK.
+  browser.cookies.delete("sAccessToken");
+  const api = await browser.fetch("/private/report", { csrf: false });
+  assert.equal(api.status, 440);
+  assert.equal(api.json.error, "TRY_REFRESH_TOKEN");
+});
+
+test("the refresh hop never redirects off the site and is not started by other sites", async () => {
+  const { browser } = await login("hops");
+  for (const target of ["%2F%2Fevil.test", "https%3A%2F%2Fevil.test", "%2F%5Cevil.test"]) {
+    const res = await browser.navigate(`/session/refresh?return=${target}`);
+    assert.equal(res.status, 303, res.text);
+    assert.equal(res.headers.get("location"), "/", target);
+  }
+  const crossSite = await browser.navigate("/session/refresh?return=/private", { headers: { "sec-fetch-site": "cross-site" } });
+  assert.equal(crossSite.status, 403);
+});
+
+test("a page load whose session is over goes to the login URL, or gets a page saying so", async () => {
+  // Revoked elsewhere (the origin tells this edge's KV): the next page load says it ended.
+  const { browser } = await login("leaver");
+  assert.equal((await browser.navigate("/private/page")).status, 200);
+  await origin.api("DELETE", "/v1/users/leaver/sessions");
+  await sleep(1100); // BLACKLIST_CACHE_SECS
+  const revoked = await browser.navigate("/private/page");
+  assert.equal(revoked.status, 401, revoked.text);
+  assert.match(revoked.text, /Your session has ended/);
+  assert.ok(revoked.headers.getSetCookie().some((c) => c.startsWith("sAccessToken=;")), "cookies cleared");
+  // With a login URL, the browser goes there instead.
+  const withLogin = await startEdge(edgeBindings({ LOGIN_URL: "/login" }));
+  try {
+    const res = await new Browser(withLogin.url).navigate("/private/page");
+    assert.equal(res.status, 303, res.text);
+    assert.equal(res.headers.get("location"), "/login");
+  } finally {
+    await withLogin.mf.dispose();
+  }
+});
+
+test("plain HTML form posts pass when the browser proves them same-origin, and only then", async () => {
+  const { browser } = await login("former");
+  const post = (headers) =>
+    browser.fetch("/private/form", {
+      method: "POST", body: "note=hi", csrf: false,
+      headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    });
+  const sameOrigin = await post({ "sec-fetch-site": "same-origin", "sec-fetch-mode": "navigate", origin: edge.url });
+  assert.equal(sameOrigin.status, 200, sameOrigin.text);
+  const claims = await verifyAssertion(edge.url, sameOrigin.json.headers["x-latch-assertion"]);
+  assert.equal(claims.csrf, "same_origin");
+  const oldBrowser = await post({ origin: edge.url });
+  assert.equal(oldBrowser.status, 200, "without Fetch Metadata, a matching Origin");
+  for (const headers of [
+    { "sec-fetch-site": "cross-site", origin: "http://evil.test" },
+    { "sec-fetch-site": "same-site", origin: edge.url },
+    { origin: "http://evil.test" },
+    {},
+  ]) {
+    const res = await post(headers);
+    assert.equal(res.status, 440, JSON.stringify(headers));
+    assert.equal(res.json.message, "anti-csrf token not found in headers");
+  }
+  const off = await startEdge(edgeBindings({ FETCH_METADATA_CSRF: "off" }));
+  try {
+    const strict = new Browser(off.url);
+    strict.cookies = browser.cookies;
+    const res = await strict.fetch("/private/form", { method: "POST", body: "x", csrf: false, headers: { "sec-fetch-site": "same-origin" } });
+    assert.equal(res.status, 440, "only the header counts when turned off");
+  } finally {
+    await off.mf.dispose();
+  }
+});
+
 test("tampered, foreign and relabelled tokens are refused with TRY_REFRESH_TOKEN", async () => {
   const { browser } = await login("carol");
   const token = tokenOf(browser);
