@@ -68,6 +68,7 @@ wait_for "http://127.0.0.1:$DEMO_PORT/" "the demo app"
 ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT" UPSTREAM_URL="http://127.0.0.1:$DEMO_PORT" \
   EDGE_SECRET="$LATCH_EDGE_SECRET" ASSERTION_KEYS="$LATCH_ASSERTION_KEYS" \
   DEFAULT_ROUTE=protected PUBLIC_PATHS="/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login" \
+  LOGIN_URL=/ \
   EDGE_PORT="$EDGE_PORT" node scripts/serve-edge.mjs </dev/null &
 pids+=($!)
 wait_for "http://127.0.0.1:$EDGE_PORT/" "the edge"

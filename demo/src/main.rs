@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use clap::Parser;
 use latch_session::{ClearSession, Latch, Session, SessionRejection, Verification};
 use latch_shared::api::{CreateSessionRequest, UserId};
@@ -136,6 +136,54 @@ async fn revoke_other(
     Ok(Json(json!({"revoked": revoked})).into_response())
 }
 
+/// A server-rendered page with no JavaScript at all: the edge keeps it signed in across
+/// access-token expiry and sends it to the login page when the session is over.
+async fn plain_page(session: Session) -> Result<Html<String>, SessionRejection> {
+    let info = session.get_session_info().await?.unwrap_or(Value::Null);
+    let note = info.get("note").and_then(Value::as_str).unwrap_or_default();
+    Ok(Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Plain page</title>\
+         <link rel=\"stylesheet\" href=\"/style.css\"></head><body><main>\
+         <h1>Hello, <span id=\"user\">{user}</span></h1>\
+         <p>This page is rendered on the server and runs no JavaScript.</p>\
+         <p>Note: <span id=\"note\">{note}</span></p>\
+         <form method=\"post\" action=\"/plain/note\">\
+         <input id=\"note-input\" name=\"note\" value=\"{note}\" maxlength=\"200\">\
+         <button id=\"save-note\" type=\"submit\">Save</button></form>\
+         </main></body></html>",
+        user = escape_html(&session.get_user_id().as_text()),
+        note = escape_html(note),
+    )))
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    note: String,
+}
+
+/// A plain HTML form post: no anti-csrf header, so the edge accepts it only when the browser
+/// proves it same-origin (Fetch Metadata).
+async fn plain_note(
+    session: Session,
+    Form(form): Form<NoteForm>,
+) -> Result<Redirect, SessionRejection> {
+    let mut info = session.get_session_info().await?.unwrap_or_else(|| json!({}));
+    if !info.is_object() {
+        info = json!({});
+    }
+    info["note"] = json!(form.note.chars().take(200).collect::<String>());
+    session.update_session_info(Some(info)).await?;
+    Ok(Redirect::to("/plain"))
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 async fn logout(session: Session) -> Result<(ClearSession, Json<Value>), SessionRejection> {
     let cleared = session.revoke_session().await?;
     Ok((cleared, Json(json!({"status": "OK"}))))
@@ -160,6 +208,8 @@ async fn main() {
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{handle}", delete(revoke_other))
         .route("/logout", post(logout))
+        .route("/plain", get(plain_page))
+        .route("/plain/note", post(plain_note))
         .fallback_service(ServeDir::new(&args.static_dir))
         .with_state(latch);
     let listener =

@@ -12,7 +12,7 @@ import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, freePort, sleep, startEdge, 
 const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
 const SHOTS = path.join(ROOT, "test-artifacts", "browser");
-let origin, demo, edge, browser;
+let origin, demo, edge, browser, demoPort;
 
 async function waitFor(url) {
   for (let i = 0; i < 200; i++) {
@@ -31,7 +31,7 @@ before(async () => {
     LATCH_COOKIE_SECURE: "false",
   });
   await origin.start();
-  const demoPort = await freePort();
+  demoPort = await freePort();
   demo = spawn(path.join(ROOT, "target", "debug", "latch-demo"), [], {
     env: {
       PATH: process.env.PATH,
@@ -50,6 +50,8 @@ before(async () => {
     ASSERTION_KEYS,
     DEFAULT_ROUTE: "protected",
     PUBLIC_PATHS: "/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login",
+    LOGIN_URL: "/",
+    BLACKLIST_CACHE_SECS: "1",
   }, { port: edgePort });
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
@@ -157,6 +159,62 @@ test("a person named Zoë 🚀 signs in, stays signed in across expiry and sees 
   await page.waitForSelector("#sessions li");
   assert.equal(await page.locator("#sessions li").count(), 1);
   await shot(page, "08-unicode-name");
+  await context.close();
+});
+
+test("a server-rendered page with no JavaScript stays signed in, posts its form, and ends at the login page", async () => {
+  // Sign in through the JavaScript login page, then browse with JavaScript off.
+  const signingIn = await browser.newContext();
+  await signIn(signingIn, "plain-reader");
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  await context.addCookies(await signingIn.cookies());
+  await signingIn.close();
+  const page = await context.newPage();
+  await page.goto(`${edge.url}/plain`);
+  assert.equal(await page.textContent("#user"), "plain-reader");
+
+  // The access token expires; the next page load comes back signed in, on the same page.
+  const tokenBefore = await accessCookie(context);
+  await sleep(EXPIRY_WAIT_MS);
+  await page.goto(`${edge.url}/plain?view=1`);
+  await page.waitForURL(`${edge.url}/plain?view=1`);
+  await page.waitForSelector("#user");
+  assert.equal(await page.textContent("#user"), "plain-reader");
+  assert.notEqual(await accessCookie(context), tokenBefore, "the edge refreshed the session");
+  await shot(page, "09-plain-page-after-expiry");
+
+  // A plain HTML form post from the site itself works without the SDK's header.
+  await page.fill("#note-input", "from a form");
+  await Promise.all([page.waitForURL(`${edge.url}/plain`), page.click("#save-note")]);
+  assert.equal(await page.textContent("#note"), "from a form");
+
+  // The same form from another origin of the same site (the app's own port, where the
+  // SameSite=Lax cookies still go): Fetch Metadata says same-site, which proves nothing.
+  const elsewhere = await browser.newContext();
+  await elsewhere.addCookies(await context.cookies());
+  const attacker = await elsewhere.newPage();
+  await attacker.goto(`http://127.0.0.1:${demoPort}/style.css`);
+  await attacker.setContent(
+    `<form method="post" action="${edge.url}/plain/note"><input name="note" value="forged"><button id="go">Go</button></form>`,
+  );
+  const [answer] = await Promise.all([
+    attacker.waitForResponse((res) => res.url() === `${edge.url}/plain/note`),
+    attacker.click("#go"),
+  ]);
+  assert.equal(answer.status(), 440, "refused");
+  assert.equal((await answer.json()).message, "anti-csrf token not found in headers");
+  await elsewhere.close();
+  await page.goto(`${edge.url}/plain`);
+  assert.equal(await page.textContent("#note"), "from a form", "nothing changed");
+
+  // Revoked elsewhere: the next page load goes to the login page, cookies cleared.
+  const handles = await origin.api("DELETE", "/v1/users/plain-reader/sessions");
+  assert.equal(handles.body.handles.length, 1);
+  await sleep(1500);
+  await page.goto(`${edge.url}/plain`);
+  await page.waitForURL(`${edge.url}/`);
+  assert.equal(await accessCookie(context), undefined);
+  await shot(page, "10-plain-page-after-revocation");
   await context.close();
 });
 
