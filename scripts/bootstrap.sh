@@ -2,7 +2,8 @@
 # Installs what Latch needs to build, run and test, and skips whatever is already present.
 # Safe to run any number of times. Usage: scripts/bootstrap.sh [--for run|test|bench]
 #   run   : Rust wasm32 target, wasm-bindgen-cli, npm dev tools (esbuild, wasm-opt, workerd)
-#   test  : all of the above, plus Postgres 15 server binaries and Debian's chromium
+#   test  : all of the above, plus Postgres 15 server binaries, Debian's chromium and Go (for
+#           the Go example), and the Python example's packages in examples/python/.venv
 #   bench : all of the above, plus wrk
 set -euo pipefail
 
@@ -48,12 +49,24 @@ if [ "$PURPOSE" != run ]; then
   apt_missing=()
   if [ ! -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ]; then apt_missing+=("postgresql-$PG_MAJOR"); fi
   if ! command -v chromium >/dev/null 2>&1; then apt_missing+=(chromium); fi
+  if ! command -v go >/dev/null 2>&1; then apt_missing+=(golang); fi
   if [ "$PURPOSE" = bench ] && ! command -v wrk >/dev/null 2>&1; then apt_missing+=(wrk); fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
     step "installing Debian packages: ${apt_missing[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+  fi
+fi
+if [ "$PURPOSE" != run ]; then
+  # The Python example's packages, from PyPI into its own venv, again when its requirements change.
+  venv="$ROOT/examples/python/.venv"
+  requirements="$ROOT/examples/python/requirements.txt"
+  if [ ! -f "$venv/.installed" ] || [ "$requirements" -nt "$venv/.installed" ]; then
+    step "installing the Python example's packages into examples/python/.venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    touch "$venv/.installed"
   fi
 fi
 step "ready ($PURPOSE)"

@@ -4,7 +4,8 @@
 #   - builds the shared protocol crate for wasm32-unknown-unknown (what the edge runs)
 #   - runs the Rust test suites against embedded SQLite and a real Postgres: $DATABASE_URL if
 #     set, otherwise a throwaway cluster started here and removed afterwards
-#   - builds the edge worker offline and runs its end-to-end suite on workerd
+#   - builds the edge worker offline and runs its end-to-end suite on workerd, and the Node,
+#     Python and Go examples (examples/) behind it
 #   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/)
 #   - builds the fuzz targets
 #   - lints: clippy with warnings as errors (native and the edge's wasm32), and
@@ -42,11 +43,11 @@ unset DATABASE_URL
 step "Rust tests (shared, edge units, origin on SQLite and Postgres)"
 cargo test --workspace
 
-step "end to end: edge on workerd, origin on SQLite, stand-in app; demo app in Chromium"
+step "end to end: edge on workerd, origin on SQLite, stand-in app; the Node, Python and Go examples; demo app in Chromium"
 cargo build --quiet -p latch-origin -p latch-demo
 scripts/build-edge.sh
 scripts/build-demo.sh
-node --test tests/edge/ tests/browser/
+node --test tests/edge/ tests/examples/ tests/browser/
 
 step "fuzz targets build"
 cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
