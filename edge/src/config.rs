@@ -181,6 +181,17 @@ impl EdgeConfig {
             }
         }
 
+        let routes = Routes { rules, default };
+        if let Some(login) = login_url.as_deref().filter(|login| login.starts_with('/')) {
+            let path = login.split(['?', '#']).next().unwrap_or(login);
+            if routes.access(path) == Access::Protected {
+                errors.push(format!(
+                    "LOGIN_URL {login:?} is a protected route: a browser sent there would be sent \
+                     there again; list it in PUBLIC_PATHS"
+                ));
+            }
+        }
+
         let cors_allowed_origins: Vec<String> =
             cors.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
         for origin in &cors_allowed_origins {
@@ -200,7 +211,7 @@ impl EdgeConfig {
         Ok(EdgeConfig {
             origin_url: origin_url.trim_end_matches('/').to_owned(),
             upstream_url: upstream,
-            routes: Routes { rules, default },
+            routes,
             blacklist,
             blacklist_cache_secs,
             signout_path,
@@ -307,6 +318,20 @@ mod tests {
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn a_login_url_behind_the_login_wall_is_refused() {
+        let err = EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "/login")])).unwrap_err();
+        assert!(err.contains("LOGIN_URL"), "{err}");
+        let config = EdgeConfig::from_lookup(lookup(&[
+            ("LOGIN_URL", "/login?next=1"),
+            ("PUBLIC_PATHS", "/login"),
+        ]))
+        .unwrap();
+        assert_eq!(config.login_url.as_deref(), Some("/login?next=1"));
+        assert!(EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "https://id.example.com/")])).is_ok());
+        assert!(EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "//evil.test")])).is_err());
     }
 
     #[test]

@@ -156,7 +156,19 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
     let Admitted { token, verified, csrf } = match authenticate(isolate, facts, now) {
         Ok(verified) => verified,
         Err(Refusal::NeedKeys) => return Decision::LoadSettings { fresh: true },
-        Err(Refusal::Session(_)) if access == Access::Optional => return Decision::forward(cors),
+        Err(Refusal::Session(err)) if access == Access::Optional => {
+            // A page of an optional route comes back signed in after expiry, like a protected
+            // one; otherwise it is served without identity.
+            if page_load {
+                let target = format!("{}{}", facts.path, request.query);
+                let page =
+                    navigation::refresh_if_possible(&settings, &err, facts.cookie, &target);
+                if let Some(page) = page {
+                    return Decision::Respond(page);
+                }
+            }
+            return Decision::forward(cors);
+        }
         Err(Refusal::Session(err)) => {
             return Decision::Respond(refuse(&settings, &config, &err, request, page_load, cors))
         }

@@ -100,21 +100,17 @@ fn url_parts(req: &Request) -> (String, String) {
     (before_query[..origin_end].to_owned(), query.to_owned())
 }
 
-/// Whether the browser proved `req` same-origin (Fetch Metadata; `Origin`, or for a page load
-/// the `Referer`, where it sends no `Sec-Fetch-Site`), and the deployment accepts that.
-fn same_origin(req: &Request, config: &EdgeConfig, own_origin: &str) -> bool {
+/// Whether the browser proved `req` same-origin: Fetch Metadata, or where it sends none, the
+/// `Origin` header (and, with `referer_too`, for a page load that carries no `Origin`, the
+/// `Referer`).
+fn proves_same_origin(req: &Request, own_origin: &str, referer_too: bool) -> bool {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let origin = header("origin").or_else(|| {
         header("referer")
-            .filter(|referer| referer.starts_with(&format!("{own_origin}/")))
+            .filter(|referer| referer_too && referer.starts_with(&format!("{own_origin}/")))
             .map(|_| own_origin.to_owned())
     });
-    config.fetch_metadata_csrf
-        && engine::proves_same_origin(
-            header("sec-fetch-site").as_deref(),
-            origin.as_deref(),
-            own_origin,
-        )
+    engine::proves_same_origin(header("sec-fetch-site").as_deref(), origin.as_deref(), own_origin)
 }
 
 /// A page without JavaScript refreshing (`crate::navigation`): rotate, then back to the page;
@@ -126,7 +122,8 @@ async fn refresh_hop(
     settings: &SharedSettings,
 ) -> Result<Reply, EdgeError> {
     let (own_origin, query) = url_parts(req);
-    if !same_origin(req, config, &own_origin) {
+    // Whatever FETCH_METADATA_CSRF says: only the site's own refresh page starts a refresh.
+    if !proves_same_origin(req, &own_origin, true) {
         return Err(EdgeError::BadRequest {
             status: 403,
             code: latch_shared::error::codes::FORBIDDEN,
@@ -184,7 +181,8 @@ pub(crate) async fn authenticate(req: &Request) -> Result<String, EdgeError> {
         cookie: cookie.as_deref(),
         authorization: authorization.as_deref(),
         anti_csrf: anti_csrf.as_deref(),
-        same_origin: same_origin(req, &config, &url_parts(req).0),
+        same_origin: config.fetch_metadata_csrf
+            && proves_same_origin(req, &url_parts(req).0, false),
     };
     loop {
         let now = js_now();

@@ -39,6 +39,7 @@ struct VerifiedToken {
 struct MintedIdentity {
     headers: Vec<(String, String)>,
     minted_at_secs: i64,
+    expires_at_secs: i64,
 }
 
 /// What KV last said about a session, and when it was asked.
@@ -168,14 +169,18 @@ impl Isolate {
         if let Some(minted) =
             self.verified.get(token).and_then(|cached| cached.identities[slot].as_ref())
         {
-            if now_secs - minted.minted_at_secs < ASSERTION_REUSE_SECS {
+            if now_secs - minted.minted_at_secs < ASSERTION_REUSE_SECS
+                && now_secs < minted.expires_at_secs
+            {
                 return Ok(minted.headers.clone());
             }
         }
-        let assertion = self
+        // Never valid past the access token: the app must not accept a session the edge would
+        // now refuse.
+        let (assertion, expires_at) = self
             .config
             .assertion
-            .mint(&verified.claims, csrf, now)
+            .mint(&verified.claims, csrf, now, verified.expires_at)
             .map_err(|err| format!("minting the identity assertion failed: {err}"))?;
         let mut headers = vec![(ASSERTION_HEADER.to_owned(), assertion)];
         headers.extend(
@@ -184,8 +189,11 @@ impl Isolate {
                 .map(|(name, value)| (name.to_owned(), value)),
         );
         if let Some(cached) = self.verified.get_mut(token) {
-            cached.identities[slot] =
-                Some(MintedIdentity { headers: headers.clone(), minted_at_secs: now_secs });
+            cached.identities[slot] = Some(MintedIdentity {
+                headers: headers.clone(),
+                minted_at_secs: now_secs,
+                expires_at_secs: expires_at.timestamp(),
+            });
         }
         Ok(headers)
     }

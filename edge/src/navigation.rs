@@ -10,6 +10,7 @@
 //! API calls keep the seed's JSON answers. The return target is always a path on this site:
 //! never an open redirect.
 
+use latch_shared::assertion::is_anti_csrf_refusal;
 use latch_shared::error::ErrorKind;
 use latch_shared::identity::decode_header_text;
 use latch_shared::protocol::SessionCookies;
@@ -39,22 +40,34 @@ pub fn refusal(
     target: &str,
 ) -> Option<Reply> {
     match err.kind() {
-        ErrorKind::TryRefreshToken if err.message.starts_with("anti-csrf") => None,
-        ErrorKind::TryRefreshToken => {
-            let just_refreshed = cookie.is_some_and(|cookie| {
-                cookie.split(';').any(|pair| pair.trim().starts_with(JUST_REFRESHED_COOKIE))
-            });
-            let can_refresh = cookie
-                .and_then(|cookie| SessionCookies::from_cookie_header(cookie).ok())
-                .is_some_and(|cookies| cookies.id_refresh_token.is_some());
-            Some(if can_refresh && !just_refreshed {
-                refresh_page(&settings.cookies.refresh_path, target)
-            } else {
-                session_ended(settings, config)
-            })
-        }
+        ErrorKind::TryRefreshToken if is_anti_csrf_refusal(err) => None,
+        ErrorKind::TryRefreshToken => Some(
+            refresh_if_possible(settings, err, cookie, target)
+                .unwrap_or_else(|| session_ended(settings, config)),
+        ),
         _ => Some(session_ended(settings, config)),
     }
+}
+
+/// The refresh page, if refreshing can help: the access token is expired or missing, a
+/// refresh cookie may exist, and this is not the page load right after a refresh (never a
+/// loop). Optional routes use it too, so that their pages come back signed in.
+pub fn refresh_if_possible(
+    settings: &SharedSettings,
+    err: &SessionError,
+    cookie: Option<&str>,
+    target: &str,
+) -> Option<Reply> {
+    if err.kind() != ErrorKind::TryRefreshToken || is_anti_csrf_refusal(err) {
+        return None;
+    }
+    let just_refreshed = cookie.is_some_and(|cookie| {
+        cookie.split(';').any(|pair| pair.trim().starts_with(JUST_REFRESHED_COOKIE))
+    });
+    let can_refresh = cookie
+        .and_then(|cookie| SessionCookies::from_cookie_header(cookie).ok())
+        .is_some_and(|cookies| cookies.id_refresh_token.is_some());
+    (can_refresh && !just_refreshed).then(|| refresh_page(&settings.cookies.refresh_path, target))
 }
 
 /// The page that refreshes, then comes back to `target`.
@@ -104,7 +117,7 @@ pub fn return_target(query: &str) -> String {
 /// The hop's answer once the refresh worked: back to the page, with the new cookies.
 pub fn back_to(target: &str) -> Reply {
     let mut reply = Reply::empty(303);
-    reply.headers.push(("location".into(), safe_return(target)));
+    reply.headers.push(("location".into(), location(&safe_return(target))));
     reply.headers.push((
         "set-cookie".into(),
         format!("{JUST_REFRESHED_COOKIE}=1; Path=/; Max-Age={JUST_REFRESHED_SECS}; HttpOnly; SameSite=Lax"),
@@ -123,6 +136,19 @@ pub fn safe_return(target: &str) -> String {
     } else {
         "/".to_owned()
     }
+}
+
+/// A header-safe `Location`: bytes outside visible ASCII percent-encoded again.
+fn location(target: &str) -> String {
+    let mut encoded = String::with_capacity(target.len());
+    for byte in target.bytes() {
+        if byte.is_ascii_graphic() {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 fn encode_query_value(value: &str) -> String {
@@ -185,6 +211,14 @@ mod tests {
         );
         assert!(!reply.body.contains("<script"), "works without JavaScript");
         assert_eq!(return_target("return=/docs/a%20b%3Fx%3D%221%22"), "/docs/a b?x=\"1\"");
+    }
+
+    #[test]
+    fn the_way_back_is_a_valid_header_whatever_the_target() {
+        let reply = back_to(&return_target("return=/caf%C3%A9%20menu"));
+        let location = &reply.headers.iter().find(|(name, _)| name == "location").unwrap().1;
+        assert_eq!(location, "/caf%C3%A9%20menu");
+        assert!(location.bytes().all(|b| b.is_ascii_graphic()));
     }
 
     #[test]

@@ -35,7 +35,9 @@ impl Reply {
 
     /// Responses that set cookies must never be stored by a cache.
     pub fn no_store_if_setting_cookies(mut self) -> Reply {
-        if self.headers.iter().any(|(name, _)| name == "set-cookie") {
+        let sets_cookies = self.headers.iter().any(|(name, _)| name == "set-cookie");
+        let has_cache_control = self.headers.iter().any(|(name, _)| name == "cache-control");
+        if sets_cookies && !has_cache_control {
             self.headers.push(("cache-control".into(), "no-store".into()));
         }
         self

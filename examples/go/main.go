@@ -186,6 +186,10 @@ func asciiJSON(value interface{}) string {
 }
 
 func main() {
+	if audience == "" {
+		// Without an audience, an assertion meant for another app behind the same edge would pass.
+		log.Fatal("set LATCH_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge")
+	}
 	http.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate the person first (a password, a magic link...); then tell the edge.
 		user := r.URL.Query().Get("user")

@@ -10,6 +10,8 @@ import http from "node:http";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 
 const env = process.env;
+// Without an audience, an assertion meant for another app behind the same edge would pass.
+if (!env.LATCH_AUDIENCE) throw new Error("set LATCH_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge");
 const EDGE = env.LATCH_EDGE_URL ?? "http://127.0.0.1:8787";
 const ORIGIN = env.LATCH_ORIGIN_URL ?? "http://127.0.0.1:3567";
 const keys = createRemoteJWKSet(new URL("/.well-known/latch-assertion-jwks.json", EDGE));

@@ -22,6 +22,9 @@ ORIGIN = os.environ.get("LATCH_ORIGIN_URL", "http://127.0.0.1:3567")
 API_KEY = os.environ.get("LATCH_API_KEY", "")
 ISSUER = os.environ.get("LATCH_ISSUER", "latch-edge")
 AUDIENCE = os.environ.get("LATCH_AUDIENCE")
+if not AUDIENCE:
+    # Without an audience, an assertion meant for another app behind the same edge would pass.
+    raise SystemExit("set LATCH_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge")
 
 # Fetches the edge's keys once and again on an unknown key id.
 keys = jwt.PyJWKClient(f"{EDGE}/.well-known/latch-assertion-jwks.json", cache_keys=True)

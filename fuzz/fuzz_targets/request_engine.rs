@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let cookie = fields.next();
     let authorization = fields.next();
     let anti_csrf = fields.next();
-    let facts = RequestFacts { method, path: "/", cookie, authorization, anti_csrf };
+    let same_origin = data.first().is_some_and(|b| b & 1 == 1);
+    let facts = RequestFacts { method, path: "/", cookie, authorization, anti_csrf, same_origin };
     let key = SigningKey::from_seed(&[5; 32]);
     let verifier = Verifier::new(KeySet::new([key.verifying_key()]).unwrap(), "iss", "aud");
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();

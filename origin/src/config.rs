@@ -35,6 +35,9 @@ macro_rules! settings {
         )]
         #[serde(default, deny_unknown_fields)]
         pub struct Settings {
+            #[command(subcommand)]
+            #[serde(skip)]
+            pub command: Option<Command>,
             /// TOML file with settings.
             #[arg(long, env = "LATCH_CONFIG")]
             #[serde(skip)]
@@ -50,7 +53,11 @@ macro_rules! settings {
         impl Settings {
             /// These settings, with `other`'s where these have none.
             fn or(self, other: Settings) -> Settings {
-                Settings { config: self.config.or(other.config), $($name: self.$name.or(other.$name)),+ }
+                Settings {
+                    command: self.command,
+                    config: self.config.or(other.config),
+                    $($name: self.$name.or(other.$name)),+
+                }
             }
 
             $($(
@@ -173,6 +180,17 @@ settings! {
     theft_webhook_url: String, env "LATCH_THEFT_WEBHOOK_URL";
     /// Log format: text or json.
     log_format: String, env "LATCH_LOG_FORMAT", default "text";
+    /// A development run: generated development secrets are used even on an address other
+    /// than loopback. Never in production.
+    dev: bool, env "LATCH_DEV", default false;
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Probes this configuration's /readyz (on 127.0.0.1 when listening on every address):
+    /// exit status 0 when ready, 1 otherwise. For container health checks.
+    Healthcheck,
 }
 
 impl Settings {
@@ -301,6 +319,15 @@ impl Config {
         let master_key_text = secret("master_key", &s.master_key, "master-key");
         let api_key = secret("api_key", &s.api_key, "api-key").unwrap_or_default();
         let edge_secret = secret("edge_secret", &s.edge_secret, "edge-secret").unwrap_or_default();
+        // Generated secrets sit in a local directory: fine for a laptop, not for a service
+        // others can reach.
+        if !notices.is_empty() && !listen.ip().is_loopback() && !s.dev() {
+            errors.push(format!(
+                "master_key, api_key, edge_secret: generated development secrets are only used on a \
+                 loopback address, and {listen} is not one: set the secrets (or pass --dev for a \
+                 development run)"
+            ));
+        }
         let master_key = master_key_text
             .and_then(|text| {
                 let key = STANDARD
@@ -619,6 +646,22 @@ mod tests {
                 assert!(!debug.contains(secret), "{secret} in {debug}");
             }
         }
+    }
+
+    #[test]
+    fn generated_secrets_stay_on_loopback_unless_told_it_is_a_development_run() {
+        let dir = std::env::temp_dir().join(format!("latch-config-lo-{}", std::process::id()));
+        let open = Settings {
+            data_dir: Some(dir.clone()),
+            listen: Some("0.0.0.0:3567".into()),
+            ..Settings::default()
+        };
+        let err = Config::from_settings(open.clone()).unwrap_err().to_string();
+        assert!(err.contains("only used on a loopback address"), "{err}");
+        assert!(Config::from_settings(Settings { dev: Some(true), ..open }).is_ok());
+        let with_secrets = Settings { listen: Some("0.0.0.0:3567".into()), ..postgres_settings() };
+        assert!(Config::from_settings(with_secrets).is_ok(), "real secrets serve anywhere");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,11 +1,21 @@
 use clap::Parser;
-use latch_origin::config::{redact_url, Config, Settings};
+use latch_origin::config::{redact_url, Command, Config, Settings};
 use latch_origin::{build, routes, shutdown_pair, spawn_background_jobs};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = match Settings::parse().with_file().and_then(Config::from_settings) {
+    let settings = match Settings::parse().with_file() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("latch-origin: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(Command::Healthcheck) = settings.command {
+        return healthcheck(&settings).await;
+    }
+    let config = match Config::from_settings(settings) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("latch-origin: {err}");
@@ -17,6 +27,32 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "latch-origin stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `latch-origin healthcheck`: GET /readyz on this configuration's address.
+async fn healthcheck(settings: &Settings) -> std::process::ExitCode {
+    let Ok(mut address) = settings.listen().parse::<std::net::SocketAddr>() else {
+        eprintln!("latch-origin healthcheck: listen is not an address");
+        return std::process::ExitCode::from(2);
+    };
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("the HTTP client builds");
+    match client.get(format!("http://{address}/readyz")).send().await {
+        Ok(response) if response.status().is_success() => std::process::ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("latch-origin healthcheck: /readyz answered {}", response.status());
+            std::process::ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("latch-origin healthcheck: {err}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -416,4 +416,9 @@ async fn the_session_expired_status_is_configurable(store: Store) {
     let reply = origin.verify("not-a-token").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.error(), "TRY_REFRESH_TOKEN");
+    // The served document says so too.
+    let spec = origin.call(Method::GET, "/openapi.json", None, None).await;
+    let responses = &spec.body["paths"]["/v1/sessions/verify"]["post"]["responses"];
+    assert!(responses.get("401").is_some(), "{responses}");
+    assert!(responses.get("440").is_none(), "{responses}");
 }

@@ -69,3 +69,11 @@ fn every_path_of_the_api_is_documented_with_its_bodies_and_errors() {
     let user_id = &document["components"]["schemas"]["UserId"];
     assert_eq!(user_id["oneOf"][1]["type"], "integer", "{user_id}");
 }
+
+#[test]
+fn the_served_document_lists_session_errors_under_the_configured_status() {
+    let document = serde_json::to_value(latch_origin::routes::openapi::document_for(419)).unwrap();
+    let responses = &document["paths"][paths::REFRESH]["post"]["responses"];
+    assert_eq!(responses["419"]["$ref"], "#/components/responses/SessionError");
+    assert!(responses.get("440").is_none(), "{responses}");
+}

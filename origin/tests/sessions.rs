@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::*;
+use latch_origin::sessions::PURGE_BATCH;
 use serde_json::json;
 
 on_both_stores!(
@@ -20,6 +21,8 @@ on_both_stores!(
     fifty_parallel_refreshes_share_one_lineage,
     expired_access_and_refresh_tokens,
     purge_removes_only_expired_sessions,
+    purge_goes_batch_by_batch_until_none_is_left,
+    ids_stored_before_the_whitespace_rule_stay_reachable,
     revoke_all_sessions_of_a_user,
     anti_csrf_is_enforced_on_request,
     anti_csrf_can_be_disabled,
@@ -222,6 +225,52 @@ async fn purge_removes_only_expired_sessions(store: Store) {
     let survivor = origin.create("j4").await;
     assert_eq!(origin.state.sessions.purge_expired().await.unwrap(), 3);
     assert_eq!(origin.verify(&access_token(&survivor)).await.status, StatusCode::OK);
+    assert_eq!(origin.state.sessions.purge_expired().await.unwrap(), 0);
+}
+
+/// A user id stored before the rules on surrounding whitespace stays reachable: listed and
+/// revoked by its exact text.
+async fn ids_stored_before_the_whitespace_rule_stay_reachable(store: Store) {
+    let origin = Origin::start(&store).await;
+    let now = origin.state.sessions.clock.now_ms();
+    sqlx::query(
+        "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \
+         VALUES ('legacy-1', ' padded', 'x', $1, $2)",
+    )
+    .bind(now)
+    .bind(now + 60_000)
+    .execute(&origin.state.sessions.pool)
+    .await
+    .unwrap();
+    let listed = origin.api(Method::GET, "/v1/users/%20padded/sessions", None).await;
+    assert_eq!(listed.body["handles"], json!(["legacy-1"]), "{:?}", listed.body);
+    let revoked = origin.api(Method::DELETE, "/v1/users/%20padded/sessions", None).await;
+    assert_eq!(revoked.body["handles"], json!(["legacy-1"]));
+}
+
+/// More expired sessions than one batch: every one goes, in several statements, and live ones
+/// stay.
+async fn purge_goes_batch_by_batch_until_none_is_left(store: Store) {
+    let origin = Origin::start(&store).await;
+    let expired = 2 * PURGE_BATCH + 7;
+    let now = origin.state.sessions.clock.now_ms();
+    let mut tx = origin.state.sessions.pool.begin().await.unwrap();
+    for n in 0..expired {
+        sqlx::query(
+            "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \
+             VALUES ($1, 'old', 'x', $2, $3)",
+        )
+        .bind(format!("expired-{n}"))
+        .bind(now - 10_000)
+        .bind(now - 1)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let live = origin.create("still-here").await;
+    assert_eq!(origin.state.sessions.purge_expired().await.unwrap(), expired as u64);
+    assert_eq!(origin.verify(&access_token(&live)).await.status, StatusCode::OK);
     assert_eq!(origin.state.sessions.purge_expired().await.unwrap(), 0);
 }
 

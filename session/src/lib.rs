@@ -61,11 +61,21 @@ const KEY_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
 struct Published<T> {
     value: Mutex<Option<(Arc<T>, Instant)>>,
     last_refetch: Mutex<Option<Instant>>,
+    /// When a fetch last failed with nothing cached: requests meanwhile fail at once instead of
+    /// each waiting for an unreachable service.
+    last_failure: Mutex<Option<Instant>>,
 }
+
+/// How long a failed first fetch is not retried.
+const FAILURE_COOLDOWN: Duration = Duration::from_secs(5);
 
 impl<T> Published<T> {
     fn new() -> Self {
-        Published { value: Mutex::new(None), last_refetch: Mutex::new(None) }
+        Published {
+            value: Mutex::new(None),
+            last_refetch: Mutex::new(None),
+            last_failure: Mutex::new(None),
+        }
     }
 
     async fn get(
@@ -79,6 +89,14 @@ impl<T> Published<T> {
                 return Ok(value.clone());
             }
         }
+        let failed_recently = self
+            .last_failure
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|at| at.elapsed() < FAILURE_COOLDOWN);
+        if cached.is_none() && failed_recently {
+            return Err(general("the keys and settings could not be fetched; retrying shortly"));
+        }
         match (fetch.await, cached) {
             (Ok(value), _) => {
                 let value = Arc::new(value);
@@ -86,7 +104,10 @@ impl<T> Published<T> {
                 Ok(value)
             }
             (Err(_), Some((stale, _))) => Ok(stale),
-            (Err(err), None) => Err(err),
+            (Err(err), None) => {
+                *self.last_failure.lock().expect("not poisoned") = Some(Instant::now());
+                Err(err)
+            }
         }
     }
 

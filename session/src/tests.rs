@@ -78,7 +78,8 @@ fn assertion(signer: &AssertionSigner, uid: UserId, csrf: CsrfOutcome) -> Header
         pld: Some(json!({"name": "Zoë"})),
     };
     let mut headers = HeaderMap::new();
-    let token = signer.mint(&claims, csrf, Utc::now()).unwrap();
+    let now = Utc::now();
+    let (token, _) = signer.mint(&claims, csrf, now, now + chrono::Duration::hours(1)).unwrap();
     headers.insert(ASSERTION_HEADER, token.parse().unwrap());
     headers
 }

@@ -12,8 +12,9 @@
 //! public ones at [`ASSERTION_JWKS_PATH`]; apps hold no secret. The edge mints an assertion
 //! once per access token and anti-CSRF outcome and reuses it for up to
 //! [`ASSERTION_REUSE_SECS`], so an assertion a request carries is valid for at least
-//! `ASSERTION_LIFETIME_SECS - ASSERTION_REUSE_SECS` more seconds. Replay is bounded by that
-//! lifetime and the audience; assertions are not bound to a method or path.
+//! `ASSERTION_LIFETIME_SECS - ASSERTION_REUSE_SECS` more seconds, unless the access token
+//! expires sooner: an assertion never outlives it. Replay is bounded by that lifetime and the
+//! audience; assertions are not bound to a method or path.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,16 @@ pub const ASSERTION_LIFETIME_SECS: i64 = 60;
 pub const ASSERTION_REUSE_SECS: i64 = 30;
 /// Longest assertion a verifier reads: an access token's payload (under 4 KB) plus its claims.
 pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
+
+/// The seed's messages for the two anti-CSRF refusals.
+pub const ANTI_CSRF_MISSING: &str = "anti-csrf token not found in headers";
+pub const ANTI_CSRF_FAILED: &str = "anti-csrf check failed";
+
+/// Whether a refusal is the anti-CSRF check's (which refreshing the session cannot fix).
+pub fn is_anti_csrf_refusal(err: &SessionError) -> bool {
+    err.kind() == crate::ErrorKind::TryRefreshToken
+        && (err.message == ANTI_CSRF_MISSING || err.message == ANTI_CSRF_FAILED)
+}
 
 /// What the anti-CSRF check found on this request, whether or not the edge's rule for the route
 /// required it. An app that wants the seed's `getSession(req, res, true)` on a route the edge
@@ -74,10 +85,8 @@ impl CsrfOutcome {
     pub fn enforce(self) -> Result<(), SessionError> {
         match self {
             CsrfOutcome::Passed | CsrfOutcome::SameOrigin | CsrfOutcome::NotApplicable => Ok(()),
-            CsrfOutcome::Missing => {
-                Err(SessionError::try_refresh("anti-csrf token not found in headers"))
-            }
-            CsrfOutcome::Failed => Err(SessionError::try_refresh("anti-csrf check failed")),
+            CsrfOutcome::Missing => Err(SessionError::try_refresh(ANTI_CSRF_MISSING)),
+            CsrfOutcome::Failed => Err(SessionError::try_refresh(ANTI_CSRF_FAILED)),
         }
     }
 }
@@ -192,16 +201,20 @@ impl AssertionSigner {
             .to_jwks()
     }
 
-    /// Mints the assertion for `session` at `now`.
+    /// Mints the assertion for `session` at `now`, valid for [`ASSERTION_LIFETIME_SECS`] but
+    /// never past `not_after` (the access token's own expiry). Returns it and its expiry.
     pub fn mint(
         &self,
         session: &SessionClaims,
         csrf: CsrfOutcome,
         now: DateTime<Utc>,
-    ) -> Result<String, SignError> {
+        not_after: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), SignError> {
         let claims = AssertionClaims::for_session(session, csrf, &self.issuer, &self.audience);
-        let lifetime = Duration::seconds(ASSERTION_LIFETIME_SECS);
-        sign_jws(&self.keys[0], &claims, now, lifetime).map(|(token, _)| token)
+        let lifetime = Duration::seconds(ASSERTION_LIFETIME_SECS)
+            .min(not_after - now)
+            .max(Duration::seconds(1));
+        sign_jws(&self.keys[0], &claims, now, lifetime)
     }
 }
 
@@ -279,6 +292,29 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
 
+    impl AssertionSigner {
+        fn mint_for_test(
+            &self,
+            session: &SessionClaims,
+            csrf: CsrfOutcome,
+            now: DateTime<Utc>,
+        ) -> Result<String, SignError> {
+            self.mint(session, csrf, now, now + Duration::hours(1)).map(|(token, _)| token)
+        }
+    }
+
+    #[test]
+    fn an_assertion_never_outlives_the_access_token() {
+        let expires = now() + Duration::seconds(20);
+        let (token, until) = signer()
+            .mint(&session(UserId::Text("a".into())), CsrfOutcome::Passed, now(), expires)
+            .unwrap();
+        assert_eq!(until, expires);
+        assert!(verifier().verify(&token, now() + Duration::seconds(19)).is_ok());
+        let late = now() + Duration::seconds(20 + 6);
+        assert_eq!(verifier().verify(&token, late), Err(VerifyError::Expired));
+    }
+
     fn session(uid: UserId) -> SessionClaims {
         SessionClaims {
             iss: "origin".into(),
@@ -294,7 +330,7 @@ mod tests {
     #[test]
     fn an_assertion_carries_any_user_id_with_its_type() {
         for uid in [UserId::Text("Zoë 🚀".into()), UserId::Number(7), UserId::Text("7".into())] {
-            let token = signer().mint(&session(uid.clone()), CsrfOutcome::Passed, now()).unwrap();
+            let token = signer().mint_for_test(&session(uid.clone()), CsrfOutcome::Passed, now()).unwrap();
             assert!(token.is_ascii(), "header-safe by construction");
             let claims = verifier().verify(&token, now()).unwrap();
             assert_eq!(claims.uid, uid);
@@ -308,7 +344,7 @@ mod tests {
     #[test]
     fn expired_forged_and_other_audience_assertions_are_refused() {
         let token = signer()
-            .mint(&session(UserId::Text("alice".into())), CsrfOutcome::Missing, now())
+            .mint_for_test(&session(UserId::Text("alice".into())), CsrfOutcome::Missing, now())
             .unwrap();
         let late = now() + Duration::seconds(ASSERTION_LIFETIME_SECS + 6);
         assert_eq!(verifier().verify(&token, late), Err(VerifyError::Expired));
@@ -317,7 +353,7 @@ mod tests {
         assert_eq!(other_app.verify(&token, now()), Err(VerifyError::WrongAudience));
         let forger = AssertionSigner::from_seeds(&seed(9), ISSUER, AUDIENCE).unwrap();
         let forged = forger
-            .mint(&session(UserId::Text("alice".into())), CsrfOutcome::Passed, now())
+            .mint_for_test(&session(UserId::Text("alice".into())), CsrfOutcome::Passed, now())
             .unwrap();
         assert!(matches!(verifier().verify(&forged, now()), Err(VerifyError::UnknownKey { .. })));
     }
@@ -329,7 +365,7 @@ mod tests {
             AssertionSigner::from_seeds(&format!("{},{}", seed(2), seed(1)), ISSUER, AUDIENCE)
                 .unwrap();
         let token = rotated
-            .mint(&session(UserId::Text("alice".into())), CsrfOutcome::Passed, now())
+            .mint_for_test(&session(UserId::Text("alice".into())), CsrfOutcome::Passed, now())
             .unwrap();
         assert!(verifier().verify(&token, now()).is_ok());
     }

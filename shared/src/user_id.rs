@@ -78,10 +78,14 @@ impl UserId {
     }
 
     /// Reads a user id as written in a path segment (already percent-decoded) and the
-    /// `user_id_type` query parameter of `/v1/users/{user_id}/sessions`.
+    /// `user_id_type` query parameter of `/v1/users/{user_id}/sessions`, or as stored. A string
+    /// is taken as it is (ids stored before the rules on whitespace must stay reachable); a
+    /// number must be in its one canonical decimal form.
     pub fn from_path(segment: &str, kind: UserIdType) -> Result<UserId, UserIdError> {
         match kind {
-            UserIdType::String => UserId::text(segment),
+            UserIdType::String if segment.is_empty() => Err(UserIdError::Empty),
+            UserIdType::String if segment.len() > MAX_USER_ID_LEN => Err(UserIdError::TooLong),
+            UserIdType::String => Ok(UserId::Text(segment.to_owned())),
             UserIdType::Number => {
                 // Only the canonical decimal form: `07` or `+7` would name the same number twice.
                 let id: i64 = segment.parse().map_err(|_| UserIdError::UnsafeNumber)?;
@@ -299,6 +303,9 @@ mod tests {
     fn path_segments_name_one_id_each() {
         assert_eq!(UserId::from_path("7", UserIdType::Number), Ok(UserId::Number(7)));
         assert_eq!(UserId::from_path("7", UserIdType::String), Ok(UserId::Text("7".into())));
+        // Ids stored before the whitespace rule stay reachable.
+        assert_eq!(UserId::from_path(" old", UserIdType::String), Ok(UserId::Text(" old".into())));
+        assert_eq!(UserId::from_path("", UserIdType::String), Err(UserIdError::Empty));
         for bad in ["07", "+7", "7.0", "", "-0", "seven"] {
             assert!(UserId::from_path(bad, UserIdType::Number).is_err(), "{bad}");
         }

@@ -4,6 +4,7 @@
 //! the committed copy; `origin/tests/openapi.rs` fails when they differ.
 
 use latch_shared::error::ErrorBody;
+use latch_shared::DEFAULT_SESSION_EXPIRED_STATUS;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
@@ -88,7 +89,26 @@ impl Modify for BearerSchemes {
     }
 }
 
-/// The document as served at `/openapi.json`.
+/// The document, with session errors under the seed's default status (the committed copy).
 pub fn document() -> utoipa::openapi::OpenApi {
     super::api_router().split_for_parts().1
+}
+
+/// The document as served at `/openapi.json`: session errors under the status this deployment
+/// answers them with.
+pub fn document_for(session_expired_status: u16) -> utoipa::openapi::OpenApi {
+    let mut document = document();
+    let default = DEFAULT_SESSION_EXPIRED_STATUS.to_string();
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            // Where the status is also another answer's (401, say), both carry the same error
+            // body; the entry already there stays.
+            if let Some(response) = operation.responses.responses.remove(&default) {
+                let status = session_expired_status.to_string();
+                operation.responses.responses.entry(status).or_insert(response);
+            }
+        }
+    }
+    document
 }

@@ -1,7 +1,5 @@
 //! Public documents, probes and the admin endpoints.
 
-use std::sync::OnceLock;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -58,12 +56,11 @@ pub async fn settings(State(state): State<AppState>) -> ApiResult<impl IntoRespo
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
     tag = "public"
 )]
-pub async fn openapi() -> impl IntoResponse {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let document = DOCUMENT.get_or_init(|| {
-        super::openapi::document().to_pretty_json().expect("the document serialises")
-    });
-    ([(header::CONTENT_TYPE, "application/json")], document.as_str())
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    let document = super::openapi::document_for(state.session_expired_status)
+        .to_pretty_json()
+        .expect("the document serialises");
+    ([(header::CONTENT_TYPE, "application/json")], document)
 }
 
 /// Liveness: the process serves HTTP.
