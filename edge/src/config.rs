@@ -330,7 +330,9 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.login_url.as_deref(), Some("/login?next=1"));
-        assert!(EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "https://id.example.com/")])).is_ok());
+        assert!(
+            EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "https://id.example.com/")])).is_ok()
+        );
         assert!(EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "//evil.test")])).is_err());
     }
 

@@ -161,8 +161,7 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
             // one; otherwise it is served without identity.
             if page_load {
                 let target = format!("{}{}", facts.path, request.query);
-                let page =
-                    navigation::refresh_if_possible(&settings, &err, facts.cookie, &target);
+                let page = navigation::refresh_if_possible(&settings, &err, facts.cookie, &target);
                 if let Some(page) = page {
                     return Decision::Respond(page);
                 }

@@ -330,7 +330,8 @@ mod tests {
     #[test]
     fn an_assertion_carries_any_user_id_with_its_type() {
         for uid in [UserId::Text("Zoë 🚀".into()), UserId::Number(7), UserId::Text("7".into())] {
-            let token = signer().mint_for_test(&session(uid.clone()), CsrfOutcome::Passed, now()).unwrap();
+            let token =
+                signer().mint_for_test(&session(uid.clone()), CsrfOutcome::Passed, now()).unwrap();
             assert!(token.is_ascii(), "header-safe by construction");
             let claims = verifier().verify(&token, now()).unwrap();
             assert_eq!(claims.uid, uid);
