@@ -142,6 +142,8 @@ settings! {
     /// How long the edge may cache the JWKS, in seconds, 0 to 3600; a new key is published at
     /// least this long before it signs.
     jwks_cache_secs: u64, env "LATCH_JWKS_CACHE_SECS", default 300;
+    /// The longest a request may take, in seconds, 1 to 300: then it is answered 503.
+    request_timeout_secs: u64, env "LATCH_REQUEST_TIMEOUT_SECS", default 10;
     /// Seconds between purges of expired sessions, 1 to 86400.
     purge_interval_secs: u64, env "LATCH_PURGE_INTERVAL_SECS", default 3600;
     /// Embed an anti-CSRF token in access tokens (the seed's enableAntiCsrf).
@@ -240,6 +242,7 @@ pub struct Config {
     pub key_rotation: Duration,
     pub jwks_cache: Duration,
     pub purge_interval: Duration,
+    pub request_timeout: Duration,
     pub anti_csrf: AntiCsrfPolicy,
     pub cookies: CookiePolicy,
     pub session_expired_status: u16,
@@ -359,6 +362,7 @@ impl Config {
         let key_rotation = seconds("key_rotation_secs", s.key_rotation_secs(), 60, 365 * 86_400);
         let jwks_cache = seconds("jwks_cache_secs", s.jwks_cache_secs(), 0, 3600);
         let purge_interval = seconds("purge_interval_secs", s.purge_interval_secs(), 1, 86_400);
+        let request_timeout = seconds("request_timeout_secs", s.request_timeout_secs(), 1, 300);
         if refresh_token_lifetime <= access_token_lifetime {
             errors
                 .push("refresh_token_lifetime_secs: must exceed access_token_lifetime_secs".into());
@@ -486,6 +490,7 @@ impl Config {
             key_rotation,
             jwks_cache,
             purge_interval,
+            request_timeout,
             anti_csrf,
             cookies,
             session_expired_status,

@@ -29,6 +29,8 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+    #[error("the request took longer than {} s; try again", .0.as_secs())]
+    Timeout(std::time::Duration),
 }
 
 /// Marks a response carrying a session error, whose status the router sets to the configured
@@ -67,6 +69,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(err) => {
                 tracing::error!(error = %err, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::GeneralError.as_str())
+            }
+            ApiError::Timeout(limit) => {
+                tracing::error!(limit_secs = limit.as_secs(), "request timed out");
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::GeneralError.as_str())
             }
         };
         let body = error_body(code, &self.to_string());

@@ -43,6 +43,8 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     pub session_expired_status: u16,
     pub jwks_cache_secs: u64,
+    /// The longest any request may take (`LATCH_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: Duration,
 }
 
 /// Derives an independent 32-byte key for one purpose from the master key.
@@ -103,6 +105,7 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
         }),
         session_expired_status: config.session_expired_status,
         jwks_cache_secs: config.jwks_cache.as_secs(),
+        request_timeout: config.request_timeout,
     })
 }
 

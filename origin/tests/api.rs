@@ -411,6 +411,33 @@ async fn thefts_are_posted_to_the_webhook(store: Store) {
     assert!(!serialized.contains(&refresh_token(&issued)), "no token in the event");
 }
 
+/// A request stuck behind a database lock is answered 503 at the timeout, not held forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stuck_on_the_database_times_out_with_a_503() {
+    let store = Store::sqlite().await;
+    let origin = Origin::start_with(&store, |c| c.request_timeout = Duration::from_secs(1)).await;
+    // SQLite has one writer: an open write transaction blocks every create (busy_timeout 10 s).
+    let mut blocker = origin.state.sessions.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \
+         VALUES ('blocker', 'b', 'x', 0, 0)",
+    )
+    .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let reply = origin
+        .call(Method::POST, "/v1/sessions", Some(API_KEY), Some(json!({"user_id": "stuck"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", reply.body);
+    assert_eq!(reply.error(), "GENERAL_ERROR");
+    assert_documented(&Method::POST, "/v1/sessions", reply.status);
+    blocker.rollback().await.unwrap();
+    let created = origin
+        .call(Method::POST, "/v1/sessions", Some(API_KEY), Some(json!({"user_id": "unstuck"})))
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "served again once the lock is gone");
+}
+
 async fn the_session_expired_status_is_configurable(store: Store) {
     let origin = Origin::start_with(&store, |c| c.session_expired_status = 401).await;
     let reply = origin.verify("not-a-token").await;

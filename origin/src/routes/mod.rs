@@ -63,11 +63,22 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .with_state(state)
+}
+
+/// Ends a request that takes longer than the configured timeout with a 503 GENERAL_ERROR, so
+/// that a stuck database holds no client (or edge) forever. Every statement the handlers run
+/// is atomic on its own, so what was cut short either happened or did not.
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(state.request_timeout).into_response(),
+    }
 }
 
 /// Applies the configured session-expired status and records latency per route.

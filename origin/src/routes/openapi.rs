@@ -40,6 +40,11 @@ pub struct SessionError(ErrorBody);
 #[allow(dead_code)]
 pub struct GeneralError(ErrorBody);
 
+/// GENERAL_ERROR: the request took longer than `LATCH_REQUEST_TIMEOUT_SECS`.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct TimedOut(ErrorBody);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -60,11 +65,30 @@ pub struct GeneralError(ErrorBody);
         Forbidden,
         PayloadTooLarge,
         SessionError,
-        GeneralError
+        GeneralError,
+        TimedOut
     )),
     modifiers(&BearerSchemes)
 )]
 pub struct ApiDoc;
+
+/// Every route runs under the request timeout (`routes::deadline`): each operation may answer
+/// 503.
+struct Deadline;
+
+impl Modify for Deadline {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                operation.responses.responses.entry("503".into()).or_insert_with(|| {
+                    RefOr::Ref(Ref::from_response_name("TimedOut"))
+                });
+            }
+        }
+    }
+}
 
 /// The two bearer credentials.
 struct BearerSchemes;
@@ -91,7 +115,9 @@ impl Modify for BearerSchemes {
 
 /// The document, with session errors under the seed's default status (the committed copy).
 pub fn document() -> utoipa::openapi::OpenApi {
-    super::api_router().split_for_parts().1
+    let mut document = super::api_router().split_for_parts().1;
+    Deadline.modify(&mut document);
+    document
 }
 
 /// The document as served at `/openapi.json`: session errors under the status this deployment
