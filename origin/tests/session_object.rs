@@ -1,4 +1,4 @@
-//! The Session object (`latch_shared::app`) of an app *not* behind the edge, against a real
+//! The Session object (`latch_session`) of an app *not* behind the edge, against a real
 //! origin over HTTP: it verifies tokens itself from the JWKS and calls the API for the rest.
 
 mod common;
