@@ -423,8 +423,8 @@ async fn a_request_stuck_on_the_database_times_out_with_a_503() {
          VALUES ('blocker', 'b', 'x', 0, 0)",
     )
     .execute(&mut *blocker)
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let reply = origin
         .call(Method::POST, "/v1/sessions", Some(API_KEY), Some(json!({"user_id": "stuck"})))
         .await;

@@ -6,7 +6,7 @@
 use latch_shared::error::ErrorBody;
 use latch_shared::DEFAULT_SESSION_EXPIRED_STATUS;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 /// Malformed JSON, wrong types, unknown fields, an invalid user id or handle, or a JWT payload
 /// too large for a cookie.
@@ -45,6 +45,43 @@ pub struct GeneralError(ErrorBody);
 #[allow(dead_code)]
 pub struct TimedOut(ErrorBody);
 
+/// What every authenticated operation may answer besides its success: a request it cannot
+/// read (400), a missing or wrong credential (401), a failure of the service (500).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum CallErrors {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    Unauthenticated(#[ref_response] Unauthenticated),
+    #[response(status = 500)]
+    GeneralError(#[ref_response] GeneralError),
+}
+
+/// What an operation with a JSON body may answer too: a body over 64 KiB.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    #[response(status = 413)]
+    PayloadTooLarge(#[ref_response] PayloadTooLarge),
+}
+
+/// What an operation that checks a session may answer: its session error.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum SessionErrors {
+    #[response(status = 440)]
+    SessionError(#[ref_response] SessionError),
+}
+
+/// What an operation for app backends only answers the edge's credential.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AppOnlyErrors {
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -82,9 +119,11 @@ impl Modify for Deadline {
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
             for operation in operations.into_iter().flatten() {
-                operation.responses.responses.entry("503".into()).or_insert_with(|| {
-                    RefOr::Ref(Ref::from_response_name("TimedOut"))
-                });
+                operation
+                    .responses
+                    .responses
+                    .entry("503".into())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("TimedOut")));
             }
         }
     }

@@ -6,10 +6,7 @@ use latch_shared::api::{
     VerifyRequest, VerifyResponse,
 };
 
-#[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{
-    BadRequest, Forbidden, GeneralError, PayloadTooLarge, SessionError, Unauthenticated,
-};
+use super::openapi::{BodyErrors, CallErrors, SessionErrors};
 use super::Json;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -23,10 +20,8 @@ use crate::AppState;
     request_body = CreateSessionRequest,
     responses(
         (status = 200, description = "The session, its tokens and the headers to send", body = IssuedSession),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        BodyErrors,
     ),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
@@ -46,11 +41,9 @@ pub async fn create(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "The refreshed session and its new tokens", body = IssuedSession),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 401, response = Unauthenticated),
-        (status = 440, response = SessionError),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        BodyErrors,
+        SessionErrors,
     ),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
@@ -71,11 +64,9 @@ pub async fn refresh(
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "The session the token belongs to", body = VerifyResponse),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 401, response = Unauthenticated),
-        (status = 440, response = SessionError),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        BodyErrors,
+        SessionErrors,
     ),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
@@ -95,9 +86,7 @@ pub async fn verify(
     params(("handle" = String, Path, description = "The session handle")),
     responses(
         (status = 200, description = "Whether there was such a session, and the headers that clear it", body = RevokeResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = GeneralError),
+        CallErrors,
     ),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
@@ -117,10 +106,8 @@ pub async fn revoke(
     params(("handle" = String, Path, description = "The session handle")),
     responses(
         (status = 200, description = "The session info", body = SessionInfo),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 440, response = SessionError),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        SessionErrors,
     ),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
@@ -142,11 +129,9 @@ pub async fn get_info(
     request_body = SessionInfo,
     responses(
         (status = 200, description = "The stored session info", body = SessionInfo),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 401, response = Unauthenticated),
-        (status = 440, response = SessionError),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        BodyErrors,
+        SessionErrors,
     ),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"

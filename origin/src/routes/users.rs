@@ -5,8 +5,7 @@ use latch_shared::api::{paths, SessionHandles, UserId, UserIdType};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-#[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{BadRequest, Forbidden, GeneralError, SessionError, Unauthenticated};
+use super::openapi::{AppOnlyErrors, CallErrors};
 use super::{Json, Query};
 use crate::auth::AppCaller;
 use crate::error::{ApiError, ApiResult};
@@ -39,10 +38,8 @@ fn user_id(segment: &str, query: &UserIdQuery) -> ApiResult<UserId> {
     ),
     responses(
         (status = 200, description = "The handles", body = SessionHandles),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        AppOnlyErrors,
     ),
     security(("apiKey" = [])),
     tag = "users"
@@ -67,10 +64,8 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The handles", body = SessionHandles),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 500, response = GeneralError),
+        CallErrors,
+        AppOnlyErrors,
     ),
     security(("apiKey" = [])),
     tag = "users"
