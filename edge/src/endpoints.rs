@@ -130,10 +130,15 @@ async fn refresh_hop(
             message: "a session is only refreshed from this site's own pages".into(),
         });
     }
+    let target = navigation::return_target(&query);
     match rotate(req, env, config).await {
-        Ok(headers) => Ok(navigation::back_to(&navigation::return_target(&query)).with(&headers)),
+        Ok(headers) => Ok(navigation::back_to(&target).with(&headers)),
         Err(EdgeError::Session(_)) => Ok(navigation::session_ended(settings, config)),
-        Err(err) => Err(err),
+        // The origin is down or failing: a page, not JSON, that comes back by itself.
+        Err(err) => {
+            let status = err.into_reply(Some(settings)).status;
+            Ok(navigation::try_again(status, &target))
+        }
     }
 }
 

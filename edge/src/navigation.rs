@@ -102,6 +102,26 @@ pub fn session_ended(settings: &SharedSettings, config: &EdgeConfig) -> Reply {
     reply.with(&settings.cookies.clear_headers()).no_store_if_setting_cookies()
 }
 
+/// The hop could not refresh because the origin failed: a page that reloads `target` after a
+/// few seconds (which refreshes again), keeping the session.
+pub fn try_again(status: u16, target: &str) -> Reply {
+    let back = escape_html(&location(&safe_return(target)));
+    let mut reply = html(
+        status,
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\">\
+             <meta http-equiv=\"refresh\" content=\"{TRY_AGAIN_SECS}; url={back}\">\
+             <title>One moment…</title></head><body><p>Signing you back in is taking longer \
+             than it should. This page will try again in a few seconds. \
+             <a href=\"{back}\">Try now</a></p></body></html>"
+        ),
+    );
+    reply.headers.push(("retry-after".into(), TRY_AGAIN_SECS.to_string()));
+    reply
+}
+
+const TRY_AGAIN_SECS: u32 = 5;
+
 /// Where the hop sends the browser after refreshing: the `return` parameter of its query if it
 /// is a path on this site, else `/`.
 pub fn return_target(query: &str) -> String {

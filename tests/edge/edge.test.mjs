@@ -286,6 +286,26 @@ test("a page without JavaScript stays signed in: the edge's refresh page and hop
   assert.equal(api.json.error, "TRY_REFRESH_TOKEN");
 });
 
+test("a page refreshing while the origin is down gets a page that tries again, not JSON", async () => {
+  const { browser } = await login("patient");
+  browser.cookies.delete("sAccessToken");
+  const page = await browser.navigate("/private/doc");
+  const hop = page.text.match(/url=([^"]+)"/)[1].replaceAll("&amp;", "&");
+  await origin.stop();
+  try {
+    const res = await browser.navigate(hop);
+    assert.equal(res.status, 503, res.text);
+    assert.match(res.headers.get("content-type"), /text\/html/);
+    assert.match(res.text, /http-equiv="refresh" content="5; url=\/private\/doc"/, "it comes back by itself");
+    assert.equal(res.headers.get("retry-after"), "5");
+    assert.ok(browser.cookies.get("sIdRefreshToken"), "the session is kept for later");
+  } finally {
+    await origin.start();
+  }
+  const back = await browser.navigate(hop);
+  assert.equal(back.status, 303, "and works once the origin is back");
+});
+
 test("the refresh hop never redirects off the site and is not started by other sites", async () => {
   const { browser } = await login("hops");
   for (const target of ["%2F%2Fevil.test", "https%3A%2F%2Fevil.test", "%2F%5Cevil.test"]) {
