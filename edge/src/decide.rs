@@ -156,20 +156,8 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
     let Admitted { token, verified, csrf } = match authenticate(isolate, facts, now) {
         Ok(verified) => verified,
         Err(Refusal::NeedKeys) => return Decision::LoadSettings { fresh: true },
-        Err(Refusal::Session(err)) if access == Access::Optional => {
-            // A page of an optional route comes back signed in after expiry, like a protected
-            // one; otherwise it is served without identity.
-            if page_load {
-                let target = format!("{}{}", facts.path, request.query);
-                let page = navigation::refresh_if_possible(&settings, &err, facts.cookie, &target);
-                if let Some(page) = page {
-                    return Decision::Respond(page);
-                }
-            }
-            return Decision::forward(cors);
-        }
         Err(Refusal::Session(err)) => {
-            return Decision::Respond(refuse(&settings, &config, &err, request, page_load, cors))
+            return refuse(&settings, &config, &err, request, page_load, access, cors)
         }
     };
     let handle = verified.claims.sid.clone();
@@ -178,12 +166,7 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
         _ => match isolate.blacklist_status(&handle, now_ms) {
             BlacklistStatus::Revoked => {
                 let err = SessionError::unauthorised("session has been revoked");
-                return match access {
-                    Access::Optional => Decision::forward(cors),
-                    _ => Decision::Respond(refuse(
-                        &settings, &config, &err, request, page_load, cors,
-                    )),
-                };
+                return refuse(&settings, &config, &err, request, page_load, access, cors);
             }
             BlacklistStatus::Clear => None,
             BlacklistStatus::Due => {
@@ -254,25 +237,31 @@ pub fn authenticate(
     Ok(Admitted { token, verified, csrf })
 }
 
-/// A refused session: a page for a browser loading one (`crate::navigation`), else the seed's
-/// JSON error with the deployment's status.
+/// A refused session. A browser loading a page gets a page (`crate::navigation`): on an
+/// optional route only the refresh page, when refreshing can help. Otherwise an optional route
+/// goes on without identity, and any other answers the seed's JSON error.
 fn refuse(
     settings: &SharedSettings,
     config: &EdgeConfig,
     err: &SessionError,
     request: &EdgeRequest<'_>,
     page_load: bool,
+    access: Access,
     cors: Vec<(String, String)>,
-) -> Reply {
-    if page_load {
-        let target = format!("{}{}", request.facts.path, request.query);
-        if let Some(page) =
-            navigation::refusal(settings, config, err, request.facts.cookie, &target)
-        {
-            return page;
-        }
+) -> Decision {
+    let cookie = request.facts.cookie;
+    let page =
+        page_load.then(|| format!("{}{}", request.facts.path, request.query)).and_then(|target| {
+            match access {
+                Access::Optional => navigation::refresh_if_possible(settings, err, cookie, &target),
+                _ => navigation::refusal(settings, config, err, cookie, &target),
+            }
+        });
+    match (page, access) {
+        (Some(page), _) => Decision::Respond(page),
+        (None, Access::Optional) => Decision::forward(cors),
+        (None, _) => Decision::Respond(with_cors(Reply::session_error(settings, err), cors)),
     }
-    with_cors(Reply::session_error(settings, err), cors)
 }
 
 fn with_cors(mut reply: Reply, cors: Vec<(String, String)>) -> Reply {
