@@ -12,7 +12,7 @@
 
 use latch_shared::assertion::is_anti_csrf_refusal;
 use latch_shared::error::ErrorKind;
-use latch_shared::identity::decode_header_text;
+use latch_shared::percent;
 use latch_shared::protocol::SessionCookies;
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
@@ -129,7 +129,7 @@ pub fn return_target(query: &str) -> String {
         .trim_start_matches('?')
         .split('&')
         .find_map(|pair| pair.strip_prefix("return="))
-        .and_then(decode_header_text)
+        .and_then(percent::decode)
         .unwrap_or_default();
     safe_return(&value)
 }
@@ -160,28 +160,11 @@ pub fn safe_return(target: &str) -> String {
 
 /// A header-safe `Location`: bytes outside visible ASCII percent-encoded again.
 fn location(target: &str) -> String {
-    let mut encoded = String::with_capacity(target.len());
-    for byte in target.bytes() {
-        if byte.is_ascii_graphic() {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
+    percent::encode(target, |byte| byte.is_ascii_graphic())
 }
 
 fn encode_query_value(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
+    percent::encode(value, |byte| percent::unreserved(byte) || byte == b'/')
 }
 
 fn escape_html(text: &str) -> String {

@@ -53,15 +53,7 @@ pub mod paths {
 
     /// Percent-encodes one path segment (RFC 3986 unreserved characters pass unchanged).
     fn encode_segment(segment: &str) -> String {
-        segment
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
+        crate::percent::encode(segment, crate::percent::unreserved)
     }
 }
 

@@ -267,25 +267,7 @@ pub fn check_path(path: &str) -> Result<(), AmbiguousPath> {
     if !bytes.iter().any(|b| matches!(b, b'.' | b'%' | b'\\' | b';')) {
         return Ok(());
     }
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[at],
-            bytes.get(at + 1).copied().and_then(hex),
-            bytes.get(at + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                decoded.push((high * 16 + low) as u8);
-                at += 3;
-            }
-            (byte, _, _) => {
-                decoded.push(byte);
-                at += 1;
-            }
-        }
-    }
+    let decoded = crate::percent::decode_lenient(path);
     if decoded.contains(&b'\\') {
         return Err(AmbiguousPath::Backslash);
     }

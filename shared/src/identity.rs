@@ -17,6 +17,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
 use crate::access::SessionClaims;
 use crate::api::CreateSessionRequest;
+use crate::percent;
 
 /// Prefix of every header Latch owns; the edge drops client-sent ones.
 pub const HEADER_PREFIX: &str = "x-latch-";
@@ -49,34 +50,15 @@ pub fn convenience_headers(claims: &SessionClaims) -> [(&'static str, String); 2
 }
 
 /// Percent-encodes text for a header value: bytes outside visible ASCII, and `%` itself, become
-/// `%XX`. ASCII ids without `%` read unchanged; "Zoë" becomes `Zo%C3%AB`.
+/// `%XX`. ASCII ids without `%` read unchanged; "Zoë" becomes `Zo%C3%AB`. (A space, inside an
+/// id, stays: ids never start or end with one.)
 pub fn encode_header_text(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
+    percent::encode(text, |byte| (byte.is_ascii_graphic() && byte != b'%') || byte == b' ')
 }
 
 /// The inverse of [`encode_header_text`]; `None` if the value is not its output.
 pub fn decode_header_text(value: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(value.len());
-    let mut rest = value.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = tail.get(..2)?;
-            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(byte);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok()
+    percent::decode(value)
 }
 
 /// Writes a login instruction as ASCII-only JSON (`\u` escapes), valid in any HTTP server.

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod percent;
 pub mod protocol;
 pub mod refresh;
 pub mod secret;
