@@ -238,11 +238,23 @@ func main() {
 			send(w, 403, map[string]string{"error": "TRY_REFRESH_TOKEN", "message": "anti-csrf check failed"})
 			return
 		}
-		var body struct {
-			SessionInfo json.RawMessage `json:"session_info"`
+		// Bounded, and only a well-formed body is written: bad input changes nothing.
+		raw, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+		if err == nil && len(raw) > 64<<10 {
+			send(w, 413, map[string]string{"error": "BAD_REQUEST", "message": "the body is over 65536 bytes"})
+			return
 		}
-		_ = json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&body)
-		sessionInfo(w, c.Sid, http.MethodPut, map[string]json.RawMessage{"session_info": body.SessionInfo})
+		var body map[string]json.RawMessage
+		if err != nil || json.Unmarshal(raw, &body) != nil {
+			send(w, 400, map[string]string{"error": "BAD_REQUEST", "message": "the body must be JSON"})
+			return
+		}
+		info, present := body["session_info"]
+		if !present {
+			send(w, 400, map[string]string{"error": "BAD_REQUEST", "message": `send {"session_info": ...}`})
+			return
+		}
+		sessionInfo(w, c.Sid, http.MethodPut, map[string]json.RawMessage{"session_info": info})
 	}))
 	http.HandleFunc("/logout", withIdentity(func(w http.ResponseWriter, r *http.Request, c *Claims) {
 		w.Header().Set("x-latch-logout", "1")

@@ -50,10 +50,25 @@ function send(res, status, body, headers = {}) {
   res.end(JSON.stringify(body));
 }
 
-async function readJson(req) {
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// Bodies are bounded, and a body that is not JSON is the caller's mistake (400), never ours.
+async function readJson(req, limit = 64 * 1024) {
   let text = "";
-  for await (const chunk of req) text += chunk;
-  return text ? JSON.parse(text) : {};
+  for await (const chunk of req) {
+    text += chunk;
+    if (text.length > limit) throw new HttpError(413, `the body is over ${limit} bytes`);
+  }
+  try {
+    return text ? JSON.parse(text) : {};
+  } catch {
+    throw new HttpError(400, "the body must be JSON");
+  }
 }
 
 http
@@ -82,7 +97,11 @@ http
       }
       if (url.pathname === "/info" && req.method === "POST") {
         if (!csrfPassed(claims)) return send(res, 403, { error: "TRY_REFRESH_TOKEN", message: "anti-csrf check failed" });
-        const info = await sessionInfo(claims.sid, "PUT", { session_info: (await readJson(req)).session_info });
+        const body = await readJson(req);
+        if (typeof body !== "object" || body === null || !("session_info" in body)) {
+          return send(res, 400, { error: "BAD_REQUEST", message: 'send {"session_info": ...}' });
+        }
+        const info = await sessionInfo(claims.sid, "PUT", { session_info: body.session_info });
         return send(res, info.status, info.body);
       }
       if (url.pathname === "/logout" && req.method === "POST") {
@@ -90,6 +109,11 @@ http
       }
       send(res, 404, { error: "NOT_FOUND", message: "no such page" });
     } catch (err) {
+      if (err instanceof HttpError) {
+        // The rest of an oversized body is still on the connection: close it after answering.
+        const close = err.status === 413 ? { connection: "close" } : {};
+        return send(res, err.status, { error: "BAD_REQUEST", message: err.message }, close);
+      }
       console.error(err);
       send(res, 500, { error: "GENERAL_ERROR", message: "the app failed" });
     }

@@ -29,6 +29,8 @@ if not AUDIENCE:
 # Fetches the edge's keys once and again on an unknown key id.
 keys = jwt.PyJWKClient(f"{EDGE}/.well-known/latch-assertion-jwks.json", cache_keys=True)
 app = Flask(__name__)
+# Bodies are bounded: over this, Flask answers 413 by itself.
+app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
 
 
 class Unauthorised(Exception):
@@ -108,8 +110,13 @@ def write_info():
     claims = identity()
     if not csrf_passed(claims):
         return jsonify(error="TRY_REFRESH_TOKEN", message="anti-csrf check failed"), 403
-    body = request.get_json(force=True, silent=True) or {}
-    return session_info(claims["sid"], "PUT", {"session_info": body.get("session_info")})
+    try:
+        body = json.loads(request.get_data())
+    except (ValueError, RecursionError):  # 10,000 '[' is a RecursionError, not a ValueError
+        return jsonify(error="BAD_REQUEST", message="the body must be JSON"), 400
+    if not isinstance(body, dict) or "session_info" not in body:
+        return jsonify(error="BAD_REQUEST", message='send {"session_info": ...}'), 400
+    return session_info(claims["sid"], "PUT", {"session_info": body["session_info"]})
 
 
 @app.post("/logout")

@@ -123,6 +123,13 @@ for (const [name, command] of Object.entries(EXAMPLES)) {
       });
       assert.equal(updated.status, 200, updated.text);
       assert.deepEqual((await browser.fetch("/info")).json, { session_info: { visits: 1 } });
+      // Bad bodies are refused and change nothing: not JSON, 10,000 '[', 2 MB.
+      const json = { "content-type": "application/json" };
+      for (const [body, status] of [["not json", 400], ["[".repeat(10_000), 400], [`{"session_info":"${"x".repeat(2_000_000)}"}`, 413], ["[1]", 400]]) {
+        const bad = await browser.fetch("/info", { method: "POST", body, headers: json });
+        assert.equal(bad.status, status, `${body.slice(0, 20)}: ${bad.text.slice(0, 200)}`);
+      }
+      assert.deepEqual((await browser.fetch("/info")).json, { session_info: { visits: 1 } }, "nothing lost");
       const out = await browser.fetch("/logout", { method: "POST" });
       assert.equal(out.status, 200, out.text);
       assert.ok(out.headers.getSetCookie().some((c) => c.startsWith("sAccessToken=;")), "cookies cleared");
