@@ -104,10 +104,6 @@ impl UserId {
         }
     }
 
-    pub fn is_number(&self) -> bool {
-        matches!(self, UserId::Number(_))
-    }
-
     /// The string form: the text itself, or the number in decimal. This is the JWT `sub`, which
     /// is always a string; it does not tell `7` from `"7"`, the type does.
     pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
