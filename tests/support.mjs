@@ -110,6 +110,25 @@ export class Origin {
     });
     return { status: res.status, body: await res.json().catch(() => null) };
   }
+  /** The sum of a Prometheus counter's samples. */
+  async metric(name) {
+    const res = await fetch(`${this.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    const text = await res.text();
+    return text
+      .split("\n")
+      .filter((line) => line.startsWith(name) && !line.startsWith("#"))
+      .reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
+  }
+  /** Waits until the counter `name` exceeds `than` (background work landing). */
+  async metricAbove(name, than, timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await this.metric(name);
+      if (value > than) return value;
+      if (Date.now() > deadline) throw new Error(`${name} stayed at ${value}`);
+      await sleep(25);
+    }
+  }
   async dispose() {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });

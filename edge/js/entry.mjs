@@ -21,7 +21,7 @@ function latchHeader(name) {
   return name.replaceAll("_", "-").startsWith(plan.latch_header_prefix);
 }
 
-async function handle(request, env) {
+async function handle(request, env, ctx) {
   if (plan === null) {
     plan = JSON.parse(edge.configure(env));
     internalError = plan.internal_error;
@@ -53,6 +53,10 @@ async function handle(request, env) {
       return edge.endpoint(request, env);
     default:
       throw new Error(`latch-edge: no way to carry out ${decision.do}`);
+  }
+  if (decision.report) {
+    // The first sight of this token here: tell the origin off the request path.
+    ctx.waitUntil(edge.report_use(decision.report.session, decision.report.generation));
   }
   if (decision.blacklist) {
     let state;
@@ -102,9 +106,9 @@ async function handle(request, env) {
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     try {
-      return await handle(request, env);
+      return await handle(request, env, ctx);
     } catch (err) {
       console.error("latch-edge: request failed", err);
       if (err instanceof WebAssembly.RuntimeError) {

@@ -54,6 +54,10 @@ pub enum Decision {
         /// out (empty: no `Cookie` header at all). Absent: forward it as it came.
         #[serde(skip_serializing_if = "Option::is_none")]
         cookie: Option<String>,
+        /// This isolate's first sight of the token: report its use to the origin, off the
+        /// request path.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        report: Option<UseReport>,
     },
     /// Answer with this, without the app.
     Respond(Reply),
@@ -63,6 +67,13 @@ pub enum Decision {
     /// Load the origin's settings (`fresh`: bypass the shared cache, for an unknown key), or
     /// wait for the load under way, then decide again.
     LoadSettings { fresh: bool },
+}
+
+/// A session's refresh generation seen in use (`latch_shared::api::UsageReport`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UseReport {
+    pub session: String,
+    pub generation: u64,
 }
 
 /// A KV read the entry must make before forwarding.
@@ -77,7 +88,7 @@ pub struct BlacklistRead {
 
 impl Decision {
     fn forward(response: Vec<(String, String)>) -> Decision {
-        Decision::Forward { set: Vec::new(), response, blacklist: None, cookie: None }
+        Decision::Forward { set: Vec::new(), response, blacklist: None, cookie: None, report: None }
     }
 }
 
@@ -153,7 +164,7 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
     if access == Access::Public {
         return Decision::forward(cors);
     }
-    let Admitted { token, verified, csrf } = match authenticate(isolate, facts, now) {
+    let Admitted { token, verified, csrf, first_sight } = match authenticate(isolate, facts, now) {
         Ok(verified) => verified,
         Err(Refusal::NeedKeys) => return Decision::LoadSettings { fresh: true },
         Err(Refusal::Session(err)) => {
@@ -174,8 +185,12 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
             }
         },
     };
+    let report = first_sight
+        .then_some(verified.claims.rgen)
+        .flatten()
+        .map(|generation| UseReport { session: verified.claims.sid.clone(), generation });
     match isolate.identity_headers(&token, &verified, csrf, now) {
-        Ok(set) => Decision::Forward { set, response: cors, blacklist, cookie: None },
+        Ok(set) => Decision::Forward { set, response: cors, blacklist, cookie: None, report },
         Err(err) => Decision::Respond(with_cors(EdgeError::Internal(err).into_reply(None), cors)),
     }
 }
@@ -197,6 +212,8 @@ pub struct Admitted {
     pub verified: VerifiedAccessToken,
     /// What the anti-CSRF check found, for the app's assertion (required or not here).
     pub csrf: CsrfOutcome,
+    /// Whether this isolate verified the token's signature just now (it had not seen it).
+    pub first_sight: bool,
 }
 
 /// The engine's check (`latch_shared::engine`) with this isolate's cache of verified
@@ -211,7 +228,9 @@ pub fn authenticate(
     let loaded = isolate.loaded.as_ref().expect("settings are loaded before authenticating");
     let check = loaded.settings.anti_csrf.check_for(facts.path);
     let csrf_enabled = loaded.settings.anti_csrf.enabled;
-    let verified = match isolate.cached_verification(&token) {
+    let cached = isolate.cached_verification(&token);
+    let first_sight = cached.is_none();
+    let verified = match cached {
         Some(verified) => Ok(verified),
         None => {
             let result = loaded.verifier.verify(&token, now);
@@ -234,7 +253,7 @@ pub fn authenticate(
     } else {
         CsrfOutcome::NotApplicable
     };
-    Ok(Admitted { token, verified, csrf })
+    Ok(Admitted { token, verified, csrf, first_sight })
 }
 
 /// A refused session. A browser loading a page gets a page (`crate::navigation`): on an

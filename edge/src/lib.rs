@@ -180,6 +180,17 @@ pub async fn load_settings(fresh: bool) {
     });
 }
 
+/// Tells the origin that an access token of refresh generation `generation` was first seen in
+/// use here (run off the request path, in `waitUntil`). A report that fails is logged and
+/// dropped: the origin then learns of the use from the successor's refresh instead.
+#[wasm_bindgen]
+pub async fn report_use(session: String, generation: f64) {
+    let Some(config) = with_isolate(|isolate| isolate.config.clone()) else { return };
+    if let Err(err) = origin::report_use(&config, &session, generation as u64).await {
+        worker::console_warn!("latch-edge: could not report a session's use: {err}");
+    }
+}
+
 /// Serves a session endpoint: refresh, signout, session info, the origin's blacklist hook and
 /// CORS preflights.
 #[wasm_bindgen]

@@ -1,7 +1,7 @@
 //! The edge's client for the origin's API, authenticated with the edge secret.
 
 use latch_shared::api::{
-    paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse,
+    paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, UsageReport,
 };
 use latch_shared::SessionError;
 use serde::de::DeserializeOwned;
@@ -52,7 +52,7 @@ async fn call_raw(
     let mut response = Fetch::Request(request).send().await.map_err(unavailable)?;
     let status = response.status_code();
     let text = response.text().await.map_err(unavailable)?;
-    if status == 200 {
+    if (200..300).contains(&status) {
         return Ok(text);
     }
     if status == 401 || status == 403 {
@@ -88,6 +88,17 @@ pub async fn create(
 ) -> Result<IssuedSession, EdgeError> {
     let body = serde_json::to_string(request).expect("serialises");
     call(config, Method::Post, paths::SESSIONS, Some(body)).await
+}
+
+/// Reports an access token of refresh generation `generation` seen in use here for the first
+/// time: from then on, the refresh token before it is spent (theft if presented again).
+pub async fn report_use(
+    config: &EdgeConfig,
+    handle: &str,
+    generation: u64,
+) -> Result<(), EdgeError> {
+    let body = serde_json::to_string(&UsageReport { generation }).expect("serialises");
+    call_raw(config, Method::Post, &paths::session_used(handle), Some(body)).await.map(drop)
 }
 
 pub async fn revoke(config: &EdgeConfig, handle: &str) -> Result<RevokeResponse, EdgeError> {

@@ -135,8 +135,6 @@ settings! {
     /// Refresh token (session) lifetime in seconds, 60 to 31536000; each refresh extends it
     /// (8640000 is 100 days).
     refresh_token_lifetime_secs: u64, env "LATCH_REFRESH_TOKEN_LIFETIME_SECS", default 8640000;
-    /// Seconds during which the previous refresh token is still accepted, 0 to 300; 0 disables.
-    refresh_grace_secs: u64, env "LATCH_REFRESH_GRACE_SECS", default 30;
     /// Signing key rotation interval in seconds, 60 to 31536000.
     key_rotation_secs: u64, env "LATCH_KEY_ROTATION_SECS", default 86400;
     /// How long the edge may cache the JWKS, in seconds, 0 to 3600; a new key is published at
@@ -238,7 +236,6 @@ pub struct Config {
     pub audience: String,
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
-    pub refresh_grace: Duration,
     pub key_rotation: Duration,
     pub jwks_cache: Duration,
     pub purge_interval: Duration,
@@ -358,7 +355,6 @@ impl Config {
             60,
             365 * 86_400,
         );
-        let refresh_grace = seconds("refresh_grace_secs", s.refresh_grace_secs(), 0, 300);
         let key_rotation = seconds("key_rotation_secs", s.key_rotation_secs(), 60, 365 * 86_400);
         let jwks_cache = seconds("jwks_cache_secs", s.jwks_cache_secs(), 0, 3600);
         let purge_interval = seconds("purge_interval_secs", s.purge_interval_secs(), 1, 86_400);
@@ -486,7 +482,6 @@ impl Config {
             audience,
             access_token_lifetime,
             refresh_token_lifetime,
-            refresh_grace,
             key_rotation,
             jwks_cache,
             purge_interval,
@@ -574,7 +569,6 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:3567");
         assert_eq!(config.access_token_lifetime, Duration::from_secs(3600));
         assert_eq!(config.refresh_token_lifetime, Duration::from_secs(8_640_000));
-        assert_eq!(config.refresh_grace, Duration::from_secs(30));
         assert_eq!(config.key_rotation, Duration::from_secs(86_400));
         assert_eq!(config.session_expired_status, 440);
         assert!(config.anti_csrf.enabled && config.cookies.secure);
@@ -587,7 +581,7 @@ mod tests {
     fn every_bad_value_is_named() {
         let settings = Settings {
             access_token_lifetime_secs: Some(0),
-            refresh_grace_secs: Some(9999),
+            refresh_token_lifetime_secs: Some(1),
             cookie_same_site: Some("sometimes".into()),
             session_expired_status: Some(200),
             master_key: Some("short".into()),
@@ -606,7 +600,7 @@ mod tests {
             "anti_csrf_check",
             "anti_csrf_routes: \"api=never\"",
             "access_token_lifetime_secs",
-            "refresh_grace_secs",
+            "refresh_token_lifetime_secs",
             "cookie_same_site",
             "session_expired_status",
             "master_key",

@@ -88,7 +88,6 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
         settings: SessionSettings {
             access_token_lifetime: config.access_token_lifetime,
             refresh_token_lifetime: config.refresh_token_lifetime,
-            refresh_grace: config.refresh_grace,
             anti_csrf: config.anti_csrf.clone(),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),

@@ -11,7 +11,8 @@ pub struct Metrics {
     pub sessions_refreshed: IntCounter,
     pub sessions_revoked: IntCounter,
     pub token_thefts: IntCounter,
-    pub grace_reuses: IntCounter,
+    pub refresh_repeats: IntCounter,
+    pub generations_proven: IntCounter,
     pub sessions_purged: IntCounter,
     /// Blacklist writes for the edge, by outcome (`ok`, `failed`).
     pub blacklist_writes: IntCounterVec,
@@ -45,9 +46,13 @@ impl Metrics {
             sessions_refreshed: counter("sessions_refreshed_total", "Successful refreshes"),
             sessions_revoked: counter("sessions_revoked_total", "Sessions revoked"),
             token_thefts: counter("token_thefts_total", "Refresh token reuse detected as theft"),
-            grace_reuses: counter(
-                "refresh_grace_reuses_total",
-                "Previous refresh token accepted within the grace window",
+            refresh_repeats: counter(
+                "refresh_repeats_total",
+                "Previous refresh token answered with its unused successor again",
+            ),
+            generations_proven: counter(
+                "refresh_generations_proven_total",
+                "Refresh generations first seen in use (their previous token is now spent)",
             ),
             sessions_purged: counter("sessions_purged_total", "Expired sessions purged"),
             blacklist_writes: counter_vec(

@@ -1,4 +1,4 @@
-//! Sessions: create, refresh (rotation with a grace window and theft detection), verify, revoke,
+//! Sessions: create, refresh (rotation with theft detection by proof of use), verify, revoke,
 //! and session info. Each operation is at most a couple of single statements, so no row is
 //! ever locked across a network round trip and both Postgres and SQLite serve it unchanged.
 
@@ -34,7 +34,6 @@ use crate::revocation::Revocations;
 pub struct SessionSettings {
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
-    pub refresh_grace: Duration,
     /// The deployment's anti-CSRF rules: whether tokens carry one, and where the edge checks it.
     pub anti_csrf: AntiCsrfPolicy,
     pub issuer: String,
@@ -66,6 +65,8 @@ struct Grant<'a> {
     anti_csrf: Option<AntiCsrfToken>,
     id_refresh_token: String,
     session_expires_at: i64,
+    /// The refresh generation minting these tokens (the access token's `rgen`).
+    generation: i64,
 }
 
 /// A user id as stored: its text and its type, in two columns.
@@ -100,6 +101,7 @@ struct RotatedRow {
     #[sqlx(flatten)]
     user_id: StoredUserId,
     jwt_payload: Option<String>,
+    generation: i64,
 }
 
 /// A session row, as a refresh that did not rotate reads it.
@@ -109,9 +111,18 @@ struct SessionRow {
     user_id: StoredUserId,
     current_hash: String,
     previous_hash: Option<String>,
-    rotated_at: Option<i64>,
     expires_at: i64,
     jwt_payload: Option<String>,
+    generation: i64,
+    proven_generation: i64,
+}
+
+/// What a refresh grants: the session as stored, and the generation the new tokens belong to.
+struct Refreshed {
+    user_id: UserId,
+    jwt_payload: Option<String>,
+    session_expires_at: i64,
+    generation: i64,
 }
 
 fn parse_json(text: Option<String>, what: &str) -> ApiResult<Option<Value>> {
@@ -161,6 +172,7 @@ impl SessionService {
             sid: grant.handle.to_string(),
             csrf: grant.anti_csrf.as_ref().map(|token| token.as_str().to_owned()),
             pld: grant.jwt_payload.clone(),
+            rgen: u64::try_from(grant.generation).ok(),
         };
         let lifetime = chrono::Duration::from_std(self.settings.access_token_lifetime)
             .expect("lifetimes are validated to fit");
@@ -214,11 +226,13 @@ impl SessionService {
                     .then(|| AntiCsrfToken::generate(&mut OsRng)),
                 id_refresh_token: generate_id_refresh_token(&mut OsRng),
                 session_expires_at: expires_at,
+                generation: 0,
             },
         )?;
         sqlx::query(
             "INSERT INTO sessions (handle, user_id, user_id_type, current_hash, jwt_payload, \
-             session_info, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             session_info, created_at, expires_at, generation, proven_generation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0)",
         )
         .bind(handle.as_str())
         .bind(request.user_id.as_text().into_owned())
@@ -234,8 +248,11 @@ impl SessionService {
         Ok(issued)
     }
 
-    /// Rotates `presented` into its successor. The previous token is accepted again within the
-    /// grace window and yields the *same* successor; any other reuse is theft.
+    /// Rotates `presented` into its successor. The previous token yields the *same* successor
+    /// again until the successor is proven in use (its own refresh, or one of its access
+    /// tokens seen by the edge, a direct-mode Session object or `verify`): parallel tabs and a
+    /// client that lost a response converge on one lineage. Any other reuse is theft, as in
+    /// the seed and RFC 9700 §4.14.2.
     pub async fn refresh(&self, presented: &str) -> ApiResult<IssuedSession> {
         let token = RefreshToken::parse(presented)
             .ok()
@@ -250,9 +267,9 @@ impl SessionService {
         // The compare-and-swap: only the current token rotates, exactly once.
         let rotated: Option<RotatedRow> = sqlx::query_as(
             "UPDATE sessions SET previous_hash = current_hash, current_hash = $1, \
-             rotated_at = $2, expires_at = $3 \
+             generation = generation + 1, expires_at = $3 \
              WHERE handle = $4 AND current_hash = $5 AND expires_at > $2 \
-             RETURNING user_id, user_id_type, jwt_payload",
+             RETURNING user_id, user_id_type, jwt_payload, generation",
         )
         .bind(successor.hash().to_hex())
         .bind(now)
@@ -262,10 +279,15 @@ impl SessionService {
         .fetch_optional(&self.pool)
         .await?;
 
-        let (user_id, jwt_payload, session_expires_at) = match rotated {
+        let refreshed = match rotated {
             Some(row) => {
                 self.metrics.sessions_refreshed.inc();
-                (row.user_id.into_user_id()?, row.jwt_payload, extended_expiry)
+                Refreshed {
+                    user_id: row.user_id.into_user_id()?,
+                    jwt_payload: row.jwt_payload,
+                    session_expires_at: extended_expiry,
+                    generation: row.generation,
+                }
             }
             None => self.refresh_without_rotation(&handle, presented_hash, &successor, now).await?,
         };
@@ -275,8 +297,8 @@ impl SessionService {
             &ring,
             Grant {
                 handle: &handle,
-                user_id,
-                jwt_payload: parse_json(jwt_payload, "JWT payload")?,
+                user_id: refreshed.user_id,
+                jwt_payload: parse_json(refreshed.jwt_payload, "JWT payload")?,
                 anti_csrf: self
                     .settings
                     .anti_csrf
@@ -284,22 +306,24 @@ impl SessionService {
                     .then(|| self.rotation.anti_csrf_for_successor(&token)),
                 id_refresh_token: self.rotation.id_refresh_for_successor(&token),
                 refresh_token: successor,
-                session_expires_at,
+                session_expires_at: refreshed.session_expires_at,
+                generation: refreshed.generation,
             },
         )
     }
 
-    /// The presented token is not the current one: a grace-window repeat, or theft.
+    /// The presented token is not the current one: a repeat of the last refresh whose result
+    /// is still unused, or theft.
     async fn refresh_without_rotation(
         &self,
         handle: &SessionHandle,
         presented: TokenHash,
         successor: &RefreshToken,
         now: i64,
-    ) -> ApiResult<(UserId, Option<String>, i64)> {
+    ) -> ApiResult<Refreshed> {
         let row: SessionRow = sqlx::query_as(
-            "SELECT user_id, user_id_type, current_hash, previous_hash, rotated_at, expires_at, \
-             jwt_payload FROM sessions WHERE handle = $1",
+            "SELECT user_id, user_id_type, current_hash, previous_hash, expires_at, jwt_payload, \
+             generation, proven_generation FROM sessions WHERE handle = $1",
         )
         .bind(handle.as_str())
         .fetch_optional(&self.pool)
@@ -309,14 +333,18 @@ impl SessionService {
         if row.expires_at <= now {
             return Err(SessionError::unauthorised("session has expired").into());
         }
-        let grace = millis(self.settings.refresh_grace);
-        let within_grace = grace > 0 && row.rotated_at.is_some_and(|at| now <= at + grace);
-        if within_grace
+        let successor_unused = row.proven_generation < row.generation;
+        if successor_unused
             && row.previous_hash.as_deref().and_then(TokenHash::from_hex) == Some(presented)
             && TokenHash::from_hex(&row.current_hash) == Some(successor.hash())
         {
-            self.metrics.grace_reuses.inc();
-            return Ok((user_id, row.jwt_payload, row.expires_at));
+            self.metrics.refresh_repeats.inc();
+            return Ok(Refreshed {
+                user_id,
+                jwt_payload: row.jwt_payload,
+                session_expires_at: row.expires_at,
+                generation: row.generation,
+            });
         }
 
         let theft = TheftDetails { user_id, session_handle: handle.to_string() };
@@ -329,7 +357,7 @@ impl SessionService {
         tracing::warn!(
             user_id = %theft.user_id,
             session_handle = %theft.session_handle,
-            "refresh token reused outside the grace window: session revoked as stolen"
+            "refresh token reused after its successor was used: session revoked as stolen"
         );
         if revoked > 0 {
             self.metrics.sessions_revoked.inc();
@@ -350,14 +378,20 @@ impl SessionService {
             verified = ring.verifier.verify(&request.access_token, now);
         }
         let verified = check_access_token(&request, &self.anti_csrf_policy(), verified, now)?;
-        let exists = sqlx::query("SELECT 1 FROM sessions WHERE handle = $1 AND expires_at > $2")
-            .bind(&verified.claims.sid)
-            .bind(now.timestamp_millis())
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some();
-        if !exists {
+        let generation: Option<i64> = sqlx::query_scalar(
+            "SELECT generation FROM sessions WHERE handle = $1 AND expires_at > $2",
+        )
+        .bind(&verified.claims.sid)
+        .bind(now.timestamp_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(generation) = generation else {
             return Err(SessionError::unauthorised("session is over or has been revoked").into());
+        };
+        if let Some(used) = verified.claims.rgen.and_then(|rgen| i64::try_from(rgen).ok()) {
+            if used == generation {
+                self.prove_generation(&verified.claims.sid, used).await?;
+            }
         }
         Ok(VerifyResponse {
             session: SessionView {
@@ -367,6 +401,23 @@ impl SessionService {
             },
             access_token_expires_at: verified.expires_at.timestamp_millis(),
         })
+    }
+
+    /// Records that an access token of refresh generation `generation` was seen in use: once the
+    /// session's current generation is proven, the refresh token before it is spent for good.
+    /// Idempotent; an older generation, or a session that is gone, changes nothing.
+    pub async fn prove_generation(&self, handle: &str, generation: i64) -> ApiResult<()> {
+        let proven = sqlx::query(
+            "UPDATE sessions SET proven_generation = $1 \
+             WHERE handle = $2 AND generation = $1 AND proven_generation < $1",
+        )
+        .bind(generation)
+        .bind(handle)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.metrics.generations_proven.inc_by(proven);
+        Ok(())
     }
 
     /// The settings document the edge fetches (`latch_shared::settings`).

@@ -28,7 +28,9 @@ fn help_and_the_docs_list_the_same_settings() {
     documented.remove("LATCH_LOG");
     let in_help = env_names(&help);
     assert_eq!(documented, in_help, "docs/configuration.md and --help disagree");
-    for flag in ["--database-url", "--refresh-grace-secs", "--key-rotation-secs", "--config"] {
+    for flag in
+        ["--database-url", "--refresh-token-lifetime-secs", "--key-rotation-secs", "--config"]
+    {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
@@ -38,13 +40,13 @@ fn a_bad_configuration_names_every_bad_value_and_exits_2() {
     let output = origin()
         .env_clear()
         .env("DATABASE_URL", "mysql://nope")
-        .env("LATCH_REFRESH_GRACE_SECS", "9000")
+        .env("LATCH_REFRESH_TOKEN_LIFETIME_SECS", "9")
         .env("LATCH_COOKIE_SAME_SITE", "sideways")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    for name in ["database_url", "refresh_grace_secs", "cookie_same_site"] {
+    for name in ["database_url", "refresh_token_lifetime_secs", "cookie_same_site"] {
         assert!(stderr.contains(name), "{name} missing from: {stderr}");
     }
     let output = origin().env_clear().env("LATCH_ANTI_CSRF", "maybe").output().unwrap();

@@ -97,6 +97,7 @@ fn token(kind: Token) -> String {
         sid: "handle-1".into(),
         csrf: csrf.map(str::to_owned),
         pld: Some(serde_json::json!({"role": "admin"})),
+        rgen: Some(0),
     };
     let mint = |key: &SigningKey, claims, at: DateTime<Utc>| {
         sign(key, claims, at, Duration::seconds(60)).unwrap().value

@@ -12,7 +12,8 @@ use serde_json::json;
 
 on_both_stores!(
     direct_verification_and_session_calls,
-    numeric_and_string_ids_are_different_users_given_back_with_their_type
+    numeric_and_string_ids_are_different_users_given_back_with_their_type,
+    a_direct_verify_of_the_successor_spends_the_previous_refresh_token
 );
 
 /// Serves the origin's router on a real port.
@@ -36,6 +37,32 @@ fn browser_headers(issued: &serde_json::Value, anti_csrf: Option<&str>) -> Heade
         headers.insert("anti-csrf", token.parse().unwrap());
     }
     headers
+}
+
+/// Without an edge, the Session object is what sees tokens in use: its first verify of a new
+/// generation tells the origin, so a stolen previous refresh token replayed afterwards is theft.
+async fn a_direct_verify_of_the_successor_spends_the_previous_refresh_token(store: Store) {
+    let origin = Origin::start(&store).await;
+    let url = serve(&origin).await;
+    let latch = Latch::new(&url, API_KEY, Verification::Direct);
+    let issued = origin.create("sam").await;
+    let refreshed = origin.refresh(&refresh_token(&issued)).await.body;
+    let csrf = refreshed["tokens"]["anti_csrf_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        latch
+            .get_session(&browser_headers(&refreshed, Some(&csrf)), &Method::GET, false)
+            .await
+            .unwrap();
+    }
+    // The report runs in the background: wait for it, then check it was made once.
+    for _ in 0..100 {
+        if metric(&origin, "latch_refresh_generations_proven_total") > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&origin, "latch_refresh_generations_proven_total"), 1.0);
+    assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
 }
 
 async fn direct_verification_and_session_calls(store: Store) {

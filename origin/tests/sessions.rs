@@ -13,11 +13,13 @@ use serde_json::json;
 on_both_stores!(
     create_verify_info_revoke,
     refresh_rotates_and_extends_the_session,
-    previous_token_within_grace_converges_on_one_lineage,
+    access_tokens_carry_their_refresh_generation,
+    a_lost_refresh_response_retried_minutes_later_gets_the_same_unused_successor,
     theft_s1_r1_s2_r1_revokes_the_session,
-    old_token_after_grace_is_theft,
-    token_two_generations_old_within_grace_is_theft,
-    zero_grace_disables_reuse,
+    replaying_the_previous_token_after_the_edge_saw_its_successor_used_is_theft,
+    replaying_the_previous_token_after_its_successor_was_refreshed_is_theft,
+    a_report_of_an_older_generation_spends_nothing,
+    usage_reports_are_checked_and_need_a_credential,
     fifty_parallel_refreshes_share_one_lineage,
     expired_access_and_refresh_tokens,
     purge_removes_only_expired_sessions,
@@ -110,18 +112,34 @@ async fn refresh_rotates_and_extends_the_session(store: Store) {
     assert_eq!(metric(&origin, "latch_sessions_refreshed_total"), 2.0);
 }
 
-async fn previous_token_within_grace_converges_on_one_lineage(store: Store) {
+async fn access_tokens_carry_their_refresh_generation(store: Store) {
     let origin = Origin::start(&store).await;
     let issued = origin.create("carol").await;
+    assert_eq!(generation_of(&access_token(&issued)), 0, "login mints generation 0");
     let first = origin.refresh(&refresh_token(&issued)).await;
-    origin.advance(Duration::from_secs(20));
+    assert_eq!(generation_of(&access_token(&first.body)), 1);
     let repeat = origin.refresh(&refresh_token(&issued)).await;
-    assert_eq!(repeat.status, StatusCode::OK, "{:?}", repeat.body);
+    assert_eq!(generation_of(&access_token(&repeat.body)), 1, "a repeat is the same generation");
+    let second = origin.refresh(&refresh_token(&first.body)).await;
+    assert_eq!(generation_of(&access_token(&second.body)), 2);
+}
+
+async fn a_lost_refresh_response_retried_minutes_later_gets_the_same_unused_successor(
+    store: Store,
+) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("carol").await;
+    let lost = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(lost.status, StatusCode::OK);
+    // The response never reached the client, which retries much later.
+    origin.advance(Duration::from_secs(10 * 60));
+    let retry = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(retry.status, StatusCode::OK, "{:?}", retry.body);
     // Same successor, same anti-CSRF token: whichever response a browser keeps, it is consistent.
-    assert_eq!(refresh_token(&repeat.body), refresh_token(&first.body));
-    assert_eq!(repeat.body["tokens"]["anti_csrf_token"], first.body["tokens"]["anti_csrf_token"]);
-    assert_eq!(metric(&origin, "latch_refresh_grace_reuses_total"), 1.0);
-    let onward = origin.refresh(&refresh_token(&repeat.body)).await;
+    assert_eq!(refresh_token(&retry.body), refresh_token(&lost.body));
+    assert_eq!(retry.body["tokens"]["anti_csrf_token"], lost.body["tokens"]["anti_csrf_token"]);
+    assert_eq!(metric(&origin, "latch_refresh_repeats_total"), 1.0);
+    let onward = origin.refresh(&refresh_token(&retry.body)).await;
     assert_eq!(onward.status, StatusCode::OK, "the shared successor keeps working");
     assert_eq!(metric(&origin, "latch_token_thefts_total"), 0.0);
 }
@@ -130,8 +148,10 @@ async fn theft_s1_r1_s2_r1_revokes_the_session(store: Store) {
     let origin = Origin::start(&store).await;
     let issued = origin.create("dave").await;
     let r1 = origin.refresh(&refresh_token(&issued)).await;
+    // The successor's access token in use proves the client has it: the old token is spent.
     assert_eq!(origin.verify(&access_token(&r1.body)).await.status, StatusCode::OK);
-    origin.advance(Duration::from_secs(31));
+    assert_eq!(metric(&origin, "latch_refresh_generations_proven_total"), 1.0);
+    origin.advance(Duration::from_millis(1));
     let replay = origin.refresh(&refresh_token(&issued)).await;
     assert_eq!(replay.status.as_u16(), 440);
     assert_eq!(replay.error(), "TOKEN_THEFT_DETECTED");
@@ -143,27 +163,72 @@ async fn theft_s1_r1_s2_r1_revokes_the_session(store: Store) {
     assert_eq!(metric(&origin, "latch_token_thefts_total"), 1.0);
 }
 
-async fn old_token_after_grace_is_theft(store: Store) {
+async fn replaying_the_previous_token_after_the_edge_saw_its_successor_used_is_theft(store: Store) {
     let origin = Origin::start(&store).await;
     let issued = origin.create("erin").await;
-    origin.refresh(&refresh_token(&issued)).await;
-    origin.advance(Duration::from_secs(30) + Duration::from_millis(1));
+    let r1 = origin.refresh(&refresh_token(&issued)).await;
+    let generation = generation_of(&access_token(&r1.body));
+    let used = format!("/v1/sessions/{}/used", handle(&issued));
+    for _ in 0..2 {
+        let reply = origin.edge(Method::POST, &used, Some(json!({"generation": generation}))).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "reports are idempotent");
+    }
+    assert_eq!(metric(&origin, "latch_refresh_generations_proven_total"), 1.0);
     assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
 }
 
-async fn token_two_generations_old_within_grace_is_theft(store: Store) {
+async fn replaying_the_previous_token_after_its_successor_was_refreshed_is_theft(store: Store) {
     let origin = Origin::start(&store).await;
     let issued = origin.create("frank").await;
     let r1 = origin.refresh(&refresh_token(&issued)).await;
-    origin.refresh(&refresh_token(&r1.body)).await;
+    let r2 = origin.refresh(&refresh_token(&r1.body)).await;
+    assert_eq!(r2.status, StatusCode::OK);
     origin.advance(Duration::from_secs(1));
+    assert_eq!(
+        origin.refresh(&refresh_token(&r1.body)).await.status,
+        StatusCode::OK,
+        "r2 unused yet: r1 still repeats"
+    );
     assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
 }
 
-async fn zero_grace_disables_reuse(store: Store) {
-    let origin = Origin::start_with(&store, |c| c.refresh_grace = Duration::ZERO).await;
+async fn a_report_of_an_older_generation_spends_nothing(store: Store) {
+    let origin = Origin::start(&store).await;
     let issued = origin.create("gina").await;
+    let r1 = origin.refresh(&refresh_token(&issued)).await;
+    // The login token still in use somewhere (it lives until it expires) proves nothing about
+    // whether the client got generation 1.
+    assert_eq!(origin.verify(&access_token(&issued)).await.status, StatusCode::OK);
+    let used = format!("/v1/sessions/{}/used", handle(&issued));
+    let reply = origin.edge(Method::POST, &used, Some(json!({"generation": 0}))).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let retry = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(retry.status, StatusCode::OK, "{:?}", retry.body);
+    assert_eq!(refresh_token(&retry.body), refresh_token(&r1.body));
+    assert_eq!(metric(&origin, "latch_refresh_generations_proven_total"), 0.0);
+}
+
+async fn usage_reports_are_checked_and_need_a_credential(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("hal").await;
+    let used = format!("/v1/sessions/{}/used", handle(&issued));
+    let anonymous = origin.call(Method::POST, &used, None, Some(json!({"generation": 1}))).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    for body in [
+        json!({"generation": -1}),
+        json!({"generation": "1"}),
+        json!({}),
+        json!({"generation": u64::MAX}),
+    ] {
+        let reply = origin.api(Method::POST, &used, Some(body.clone())).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let unknown =
+        origin.api(Method::POST, "/v1/sessions/nope/used", Some(json!({"generation": 1}))).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "not a handle");
     assert_eq!(origin.refresh(&refresh_token(&issued)).await.status, StatusCode::OK);
+    let app = origin.api(Method::POST, &used, Some(json!({"generation": 1}))).await;
+    assert_eq!(app.status, StatusCode::NO_CONTENT, "a direct-mode app reports with the API key");
     assert_eq!(origin.refresh(&refresh_token(&issued)).await.error(), "TOKEN_THEFT_DETECTED");
 }
 
@@ -186,7 +251,7 @@ async fn fifty_parallel_refreshes_share_one_lineage(store: Store) {
     assert_eq!(successors.len(), 1, "every response carries the same successor");
     assert_eq!(metric(&origin, "latch_token_thefts_total"), 0.0);
     assert_eq!(metric(&origin, "latch_sessions_refreshed_total"), 1.0);
-    assert_eq!(metric(&origin, "latch_refresh_grace_reuses_total"), 49.0);
+    assert_eq!(metric(&origin, "latch_refresh_repeats_total"), 49.0);
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(origin.refresh(&successor).await.status, StatusCode::OK);
 }

@@ -19,6 +19,7 @@
 //! deployment's session-expired status, and [`ClearSession`] and [`SessionHeaders`] are
 //! response parts.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use http::{HeaderMap, Method};
 use latch_shared::access::{VerifiedAccessToken, Verifier, VerifyError};
 use latch_shared::api::{
     paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, SessionHandles,
-    SessionInfo, UserId,
+    SessionInfo, UsageReport, UserId,
 };
 use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
@@ -134,7 +135,12 @@ struct Inner {
     http: reqwest::Client,
     settings: Published<OriginSettings>,
     assertion_keys: Published<AssertionVerifier>,
+    /// The (session, refresh generation) pairs this process has reported in use (direct mode).
+    reported_uses: Mutex<HashSet<(String, u64)>>,
 }
+
+/// Bound on [`Inner::reported_uses`]: forgetting only means reporting a pair again.
+const MAX_REPORTED_USES: usize = 4096;
 
 /// A handle on Latch for an app backend: verifies requests and calls the origin's API with the
 /// app's API key. Cheap to clone.
@@ -171,6 +177,7 @@ impl Latch {
                 .expect("the HTTP client builds"),
             settings: Published::new(),
             assertion_keys: Published::new(),
+            reported_uses: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -330,12 +337,61 @@ impl Latch {
             );
         }
         let claims = verified?.claims;
+        if let Some(generation) = claims.rgen {
+            self.report_first_use(&claims.sid, generation);
+        }
         Ok(Session {
             latch: self.clone(),
             user_id: claims.user_id(),
             handle: claims.sid,
             jwt_payload: claims.pld,
         })
+    }
+
+    /// Tells the origin, in the background and once per session and generation, that an access
+    /// token of refresh generation `generation` is in use: from then on the refresh token
+    /// before it is spent, and presenting it is theft. The edge does the same behind it.
+    fn report_first_use(&self, handle: &str, generation: u64) {
+        {
+            let mut reported = self.0.reported_uses.lock().unwrap_or_else(|e| e.into_inner());
+            if reported.len() >= MAX_REPORTED_USES {
+                reported.clear();
+            }
+            if !reported.insert((handle.to_owned(), generation)) {
+                return;
+            }
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let latch = self.clone();
+        let path = paths::session_used(handle);
+        runtime.spawn(async move {
+            let report = UsageReport { generation };
+            if let Err(err) = latch.call_no_content(reqwest::Method::POST, &path, &report).await {
+                // Nothing is lost but strength: the successor's own refresh proves use too.
+                tracing::warn!(error = %err, "latch-session: could not report a session's use");
+            }
+        });
+    }
+
+    async fn call_no_content(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(), SessionError> {
+        let response = self
+            .0
+            .http
+            .request(method, format!("{}{path}", self.0.origin_url))
+            .bearer_auth(&self.0.api_key)
+            .json(body)
+            .send()
+            .await
+            .map_err(general)?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            status => Err(general(format!("origin answered {status}"))),
+        }
     }
 
     /// The seed's `refreshSession` (direct mode): rotates the request's refresh token at the

@@ -76,6 +76,7 @@ fn assertion(signer: &AssertionSigner, uid: UserId, csrf: CsrfOutcome) -> Header
         sid: "handle-1".into(),
         csrf: Some("c".into()),
         pld: Some(json!({"name": "Zoë"})),
+        rgen: Some(0),
     };
     let mut headers = HeaderMap::new();
     let now = Utc::now();

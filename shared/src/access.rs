@@ -2,7 +2,7 @@
 //!
 //! Claims: `iss`, `aud`, `iat`, `nbf`, `exp`, `sub` (the user id as a string), `uid` (the user
 //! id with its JSON type), `sid` (session handle), `csrf` (anti-CSRF token, when enabled) and
-//! `pld`, the app's JWT payload. The payload sits under its own claim so that nothing an app
+//! `pld`, the app's JWT payload, and `rgen`, the refresh generation that minted the token. The payload sits under its own claim so that nothing an app
 //! puts in it can override a reserved claim.
 //!
 //! [`sign_jws`] and [`verify_jws`] are the one EdDSA signing and checking path, shared with the
@@ -44,6 +44,12 @@ pub struct SessionClaims {
     /// The app's JWT payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pld: Option<Value>,
+    /// The refresh generation that minted this token: 0 at login, one more per rotation.
+    /// Seeing a token of the session's current generation in use proves that the client got
+    /// its latest refresh, so the refresh token before it can no longer be replayed
+    /// (`docs/architecture.md`, "Refresh"). Absent in tokens minted before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rgen: Option<u64>,
 }
 
 impl SessionClaims {
@@ -283,6 +289,7 @@ mod tests {
             sid: "handle-1".into(),
             csrf: Some("csrf-1".into()),
             pld: Some(serde_json::json!({"role": "admin", "sub": "mallory"})),
+            rgen: Some(3),
         }
     }
 

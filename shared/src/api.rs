@@ -16,6 +16,9 @@ pub mod paths {
     pub const SESSION: &str = "/v1/sessions/{handle}";
     /// `/v1/sessions/{handle}/info`: GET reads, PUT overwrites.
     pub const SESSION_INFO: &str = "/v1/sessions/{handle}/info";
+    /// `/v1/sessions/{handle}/used`: POST reports an access token of a refresh generation seen
+    /// in use (by the edge or a Session object verifying directly).
+    pub const SESSION_USED: &str = "/v1/sessions/{handle}/used";
     /// `/v1/users/{user_id}/sessions`: GET lists handles, DELETE revokes all.
     pub const USER_SESSIONS: &str = "/v1/users/{user_id}/sessions";
     pub const JWKS: &str = "/.well-known/jwks.json";
@@ -39,6 +42,11 @@ pub mod paths {
     /// [`SESSION_INFO`] for one session.
     pub fn session_info(handle: &str) -> String {
         format!("/v1/sessions/{}/info", encode_segment(handle))
+    }
+
+    /// [`SESSION_USED`] for one session.
+    pub fn session_used(handle: &str) -> String {
+        format!("/v1/sessions/{}/used", encode_segment(handle))
     }
 
     /// [`USER_SESSIONS`] for one user: the id's text, percent-encoded, and for a numeric id
@@ -120,6 +128,15 @@ pub struct IssuedSession {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// `POST /v1/sessions/{handle}/used`: an access token of refresh generation `generation` (its
+/// `rgen` claim) was seen in use. Idempotent; reporting an old generation changes nothing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    pub generation: u64,
 }
 
 /// `POST /v1/sessions/verify`: the full check, including that the session still exists.

@@ -324,6 +324,7 @@ mod tests {
             sid: "handle-1".into(),
             csrf: Some("c".into()),
             pld: Some(json!({"role": "admin", "sub": "mallory"})),
+            rgen: Some(0),
         }
     }
 

@@ -343,6 +343,7 @@ mod tests {
             sid: "h1".into(),
             csrf: csrf.map(str::to_owned),
             pld: None,
+            rgen: None,
         };
         sign(&key(), claims, now(), Duration::seconds(60)).unwrap().value
     }

@@ -20,7 +20,7 @@ pub enum ErrorKind {
     /// The access token is missing, invalid or expired, or the anti-CSRF check failed:
     /// the client should call the refresh endpoint and retry.
     TryRefreshToken,
-    /// A refresh token was reused outside the grace window: the session has been revoked.
+    /// A refresh token was reused after its successor was in use: the session has been revoked.
     TokenTheftDetected,
 }
 
@@ -99,7 +99,7 @@ impl SessionError {
     pub fn theft(details: TheftDetails) -> Self {
         SessionError {
             error: ErrorKind::TokenTheftDetected,
-            message: "refresh token reused outside the grace window; the session was revoked"
+            message: "refresh token reused after its successor was in use; the session was revoked"
                 .into(),
             theft: Some(details),
         }

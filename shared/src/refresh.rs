@@ -8,11 +8,10 @@
 //! would let anyone log a user out). Only [`TokenHash`]es of refresh tokens are ever stored.
 //!
 //! Rotation is deterministic: the token that follows `t` is derived from `HMAC(rotation key, t)`.
-//! The origin
-//! therefore never stores a token, yet can hand the *same* successor to every request that
-//! presents `t` within the grace window — parallel tabs and retried requests all converge on one
-//! lineage. Without the rotation key nobody can compute a successor, so a stolen old token is
-//! still detected when it is replayed after the window.
+//! The origin therefore never stores a token, yet can hand the *same* successor to every request
+//! that presents `t` until that successor is proven in use — parallel tabs and retried requests
+//! all converge on one lineage. Without the rotation key nobody can compute a successor, so a
+//! stolen old token replayed after that is detected.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use hmac::{Hmac, Mac};

@@ -27,7 +27,6 @@ before(async () => {
   origin = new Origin({
     LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
     LATCH_ACCESS_TOKEN_LIFETIME_SECS: String(ACCESS_LIFETIME_SECS),
-    LATCH_REFRESH_GRACE_SECS: "2",
     LATCH_COOKIE_SECURE: "false",
   });
   await origin.start();
@@ -227,8 +226,9 @@ test("replaying an old refresh token ends the session in every tab", async () =>
   const saved = await context.storageState(); // the cookie jar an attacker copied
 
   await sleep(EXPIRY_WAIT_MS);
-  await reload(tab1); // the SDK rotates the refresh token
-  await sleep(2500); // past the grace window
+  const proven = await origin.metric("latch_refresh_generations_proven_total");
+  await reload(tab1); // the SDK rotates the refresh token and uses the new access token
+  await origin.metricAbove("latch_refresh_generations_proven_total", proven);
 
   const thief = await browser.newContext({ storageState: saved });
   const replay = await thief.request.post(`${edge.url}/session/refresh`);

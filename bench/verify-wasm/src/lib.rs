@@ -28,6 +28,7 @@ impl VerifyBench {
             sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             csrf: Some("BBBBBBBBBBBBBBBBBBBBBB".into()),
             pld: Some(serde_json_value()),
+            rgen: Some(0),
         };
         let token = sign(&key, claims, now, Duration::seconds(3600)).expect("signs").value;
         let verifier =

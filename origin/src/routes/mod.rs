@@ -46,6 +46,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::refresh))
         .routes(routes!(sessions::verify))
         .routes(routes!(sessions::revoke))
+        .routes(routes!(sessions::used))
         .routes(routes!(sessions::get_info, sessions::update_info))
         .routes(routes!(users::list, users::revoke_all))
         .routes(routes!(public::rotate_keys))

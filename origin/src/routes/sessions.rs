@@ -1,15 +1,16 @@
 //! `/v1/sessions…`: the edge and app backends (API key or edge secret).
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use latch_shared::api::{
     paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, SessionInfo,
-    VerifyRequest, VerifyResponse,
+    UsageReport, VerifyRequest, VerifyResponse,
 };
 
 use super::openapi::{BodyErrors, CallErrors, SessionErrors};
 use super::Json;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::sessions::parse_handle;
 use crate::AppState;
 
@@ -77,6 +78,35 @@ pub async fn verify(
     Json(request): Json<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
     Ok(Json(state.sessions.verify(request).await?))
+}
+
+/// Reports an access token of refresh generation `generation` seen in use (the edge's first
+/// sight of it, or a Session object verifying directly). Once the session's current generation
+/// is proven, presenting the refresh token before it is theft. Idempotent.
+#[utoipa::path(
+    post,
+    path = paths::SESSION_USED,
+    params(("handle" = String, Path, description = "The session handle")),
+    request_body = UsageReport,
+    responses(
+        (status = 204, description = "Recorded (or nothing to record: an older generation, or a session that is gone)"),
+        CallErrors,
+        BodyErrors,
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
+pub async fn used(
+    _: Caller,
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+    Json(report): Json<UsageReport>,
+) -> ApiResult<StatusCode> {
+    let handle = parse_handle(&handle)?;
+    let generation = i64::try_from(report.generation)
+        .map_err(|_| ApiError::BadRequest("generation is out of range".into()))?;
+    state.sessions.prove_generation(handle.as_str(), generation).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revokes one session and blacklists it at the edge.

@@ -132,6 +132,11 @@ impl Origin {
         self.call(method, path, Some(API_KEY), body).await
     }
 
+    /// A call as the edge makes it, with the edge secret.
+    pub async fn edge(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, Some(EDGE_SECRET), body).await
+    }
+
     pub async fn create(&self, user_id: &str) -> Value {
         let reply = self
             .api(
@@ -177,6 +182,14 @@ pub fn kid_of(access_token: &str) -> String {
     let header = access_token.split('.').next().unwrap();
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
     serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+}
+
+/// The refresh generation (`rgen`) an access token was minted by.
+pub fn generation_of(access_token: &str) -> u64 {
+    use base64::Engine;
+    let claims = access_token.split('.').nth(1).unwrap();
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap();
+    serde_json::from_slice::<Value>(&claims).unwrap()["rgen"].as_u64().unwrap()
 }
 
 /// The kids the origin's JWKS publishes, in order.
