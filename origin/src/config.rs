@@ -144,6 +144,10 @@ settings! {
     request_timeout_secs: u64, env "LATCH_REQUEST_TIMEOUT_SECS", default 10;
     /// Seconds between purges of expired sessions, 1 to 86400.
     purge_interval_secs: u64, env "LATCH_PURGE_INTERVAL_SECS", default 3600;
+    /// Longest wait between attempts to deliver a revocation to the edge (or a theft event to
+    /// the webhook), in seconds, 1 to 3600: once the edge is back, revoked sessions are
+    /// blacklisted within this long.
+    outbox_max_backoff_secs: u64, env "LATCH_OUTBOX_MAX_BACKOFF_SECS", default 60;
     /// Embed an anti-CSRF token in access tokens (the seed's enableAntiCsrf).
     anti_csrf: bool, env "LATCH_ANTI_CSRF", default true;
     /// Where the edge checks the anti-csrf header on cookie-authenticated requests no route rule
@@ -239,6 +243,7 @@ pub struct Config {
     pub key_rotation: Duration,
     pub jwks_cache: Duration,
     pub purge_interval: Duration,
+    pub outbox_max_backoff: Duration,
     pub request_timeout: Duration,
     pub anti_csrf: AntiCsrfPolicy,
     pub cookies: CookiePolicy,
@@ -358,6 +363,8 @@ impl Config {
         let key_rotation = seconds("key_rotation_secs", s.key_rotation_secs(), 60, 365 * 86_400);
         let jwks_cache = seconds("jwks_cache_secs", s.jwks_cache_secs(), 0, 3600);
         let purge_interval = seconds("purge_interval_secs", s.purge_interval_secs(), 1, 86_400);
+        let outbox_max_backoff =
+            seconds("outbox_max_backoff_secs", s.outbox_max_backoff_secs(), 1, 3600);
         let request_timeout = seconds("request_timeout_secs", s.request_timeout_secs(), 1, 300);
         if refresh_token_lifetime <= access_token_lifetime {
             errors
@@ -485,6 +492,7 @@ impl Config {
             key_rotation,
             jwks_cache,
             purge_interval,
+            outbox_max_backoff,
             request_timeout,
             anti_csrf,
             cookies,

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+pub mod outbox;
 pub mod revocation;
 pub mod routes;
 pub mod sessions;
@@ -27,7 +28,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::{KeyManager, KeySchedule, Sealer};
 use crate::metrics::Metrics;
-use crate::revocation::Revocations;
+use crate::outbox::Outbox;
+use crate::revocation::Publisher;
 use crate::sessions::{SessionService, SessionSettings};
 
 /// The bearer credentials the API accepts.
@@ -73,12 +75,19 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
     )
     .await?;
     let metrics = Metrics::new();
-    let revocations = Revocations::new(
+    let publisher = Publisher::new(
         config.blacklist.clone(),
         config.edge_secret.clone(),
         config.theft_webhook_url.clone(),
         config.access_token_lifetime,
+    );
+    let outbox = Outbox::new(
+        pool.clone(),
+        clock.clone(),
+        publisher,
         metrics.clone(),
+        config.outbox_max_backoff,
+        config.access_token_lifetime,
     );
     let sessions = SessionService {
         pool,
@@ -93,7 +102,7 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
             audience: config.audience.clone(),
         },
         cookies: config.cookies.clone(),
-        revocations,
+        outbox: Arc::new(outbox),
         metrics,
     };
     Ok(AppState {
@@ -108,7 +117,8 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
     })
 }
 
-/// Starts key maintenance and the purge of expired sessions; both stop with `shutdown`.
+/// Starts key maintenance, the purge of expired sessions and the outbox's deliverer; all stop
+/// with `shutdown`.
 pub fn spawn_background_jobs(
     state: &AppState,
     purge_interval: Duration,
@@ -125,6 +135,7 @@ pub fn spawn_background_jobs(
         }
     });
     let sessions = state.sessions.clone();
+    let deliverer = state.sessions.outbox.clone().spawn(shutdown.clone());
     let purge_job = periodic(purge_interval, shutdown, move || {
         let sessions = sessions.clone();
         async move {
@@ -135,7 +146,7 @@ pub fn spawn_background_jobs(
             }
         }
     });
-    vec![key_job, purge_job]
+    vec![key_job, purge_job, deliverer]
 }
 
 fn periodic<F, Fut>(

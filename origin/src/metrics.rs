@@ -1,7 +1,8 @@
 //! Prometheus metrics, in a registry per service instance (so tests can run several).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -14,9 +15,15 @@ pub struct Metrics {
     pub refresh_repeats: IntCounter,
     pub generations_proven: IntCounter,
     pub sessions_purged: IntCounter,
-    /// Blacklist writes for the edge, by outcome (`ok`, `failed`).
+    /// Sessions in blacklist write attempts for the edge, by outcome: `ok`, `failed` (will be
+    /// retried), `expired` (given up once every token it guarded had expired).
     pub blacklist_writes: IntCounterVec,
+    /// Theft webhook delivery attempts, by outcome, as for blacklist writes.
     pub theft_webhooks: IntCounterVec,
+    /// Undelivered outbox rows, by kind (`blacklist`, `theft_webhook`).
+    pub outbox_pending: IntGaugeVec,
+    /// Age of the oldest undelivered outbox row, by kind.
+    pub outbox_oldest_seconds: GaugeVec,
     /// Request latency by route and status class.
     pub request_seconds: HistogramVec,
 }
@@ -41,6 +48,21 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(request_seconds.clone())).expect("unique metric");
+        let outbox_pending = IntGaugeVec::new(
+            Opts::new("outbox_pending", "Undelivered outbox rows, by kind"),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(outbox_pending.clone())).expect("unique metric");
+        let outbox_oldest_seconds = GaugeVec::new(
+            Opts::new(
+                "outbox_oldest_pending_seconds",
+                "Age of the oldest undelivered outbox row, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(outbox_oldest_seconds.clone())).expect("unique metric");
         Metrics {
             sessions_created: counter("sessions_created_total", "Sessions created"),
             sessions_refreshed: counter("sessions_refreshed_total", "Successful refreshes"),
@@ -57,15 +79,17 @@ impl Metrics {
             sessions_purged: counter("sessions_purged_total", "Expired sessions purged"),
             blacklist_writes: counter_vec(
                 "blacklist_writes_total",
-                "Revocations written to the edge's blacklist, by outcome",
+                "Sessions in blacklist write attempts for the edge, by outcome",
                 &["outcome"],
             ),
             theft_webhooks: counter_vec(
                 "theft_webhooks_total",
-                "Theft webhook deliveries, by outcome",
+                "Theft webhook delivery attempts, by outcome",
                 &["outcome"],
             ),
             request_seconds,
+            outbox_pending,
+            outbox_oldest_seconds,
             registry,
         }
     }

@@ -1,25 +1,20 @@
-//! Telling the edge about revocations, and the world about thefts.
-//!
-//! Every revoked session is written to the edge's blacklist (Workers KV) with a TTL that outlives
-//! any access token it could have: through Cloudflare's KV REST API when configured, otherwise
-//! through the edge's own authenticated endpoint. Writes run in the background with retries; a
-//! write that still fails is logged and counted, and never undoes the database revocation.
+//! Where revocations and thefts are told: the edge's blacklist (Workers KV through Cloudflare's
+//! REST API, or the edge's own authenticated endpoint) and the theft webhook. One attempt per
+//! call; [`crate::outbox`] decides when to try, and tries again until one succeeds.
 
 use std::time::Duration;
 
 use latch_shared::api::{blacklist_key, paths, BlacklistEntry, BlacklistRequest};
 use latch_shared::secret::Secret;
-use latch_shared::TheftDetails;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::config::BlacklistTarget;
-use crate::metrics::Metrics;
 
-const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Each attempt's limit: a stuck destination must not hold the deliverer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
-pub struct Revocations {
+pub struct Publisher {
     target: BlacklistTarget,
     edge_secret: Secret,
     theft_webhook: Option<String>,
@@ -27,63 +22,68 @@ pub struct Revocations {
     /// KV's minimum.
     ttl: Duration,
     client: reqwest::Client,
-    metrics: Metrics,
 }
 
-impl Revocations {
+impl Publisher {
     pub fn new(
         target: BlacklistTarget,
         edge_secret: Secret,
         theft_webhook: Option<String>,
         access_token_lifetime: Duration,
-        metrics: Metrics,
     ) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(ATTEMPT_TIMEOUT)
             .build()
             .expect("the HTTP client builds");
-        let ttl = (access_token_lifetime + Duration::from_secs(10)).max(Duration::from_secs(60));
-        Revocations { target, edge_secret, theft_webhook, ttl, client, metrics }
-    }
-
-    /// Blacklists `handles` at the edge in the background. The returned handle lets tests wait.
-    pub fn publish(&self, handles: Vec<String>) -> Option<tokio::task::JoinHandle<()>> {
-        if handles.is_empty() || matches!(self.target, BlacklistTarget::Disabled) {
-            return None;
-        }
-        let this = self.clone();
-        Some(tokio::spawn(async move {
-            let count = handles.len() as u64;
-            match this.write_with_retries(&handles).await {
-                Ok(()) => this.metrics.blacklist_writes.with_label_values(&["ok"]).inc_by(count),
-                Err(err) => {
-                    this.metrics.blacklist_writes.with_label_values(&["failed"]).inc_by(count);
-                    tracing::error!(sessions = count, error = %err,
-                        "could not blacklist revoked sessions at the edge; their access tokens \
-                         stay usable until they expire");
-                }
-            }
-        }))
-    }
-
-    async fn write_with_retries(&self, handles: &[String]) -> anyhow::Result<()> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.write(handles).await {
-                Ok(()) => return Ok(()),
-                Err(err) if attempt < ATTEMPTS => {
-                    tracing::warn!(attempt, error = %err, "blacklist write failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err(err) => return Err(err),
-            }
+        Publisher {
+            target,
+            edge_secret,
+            theft_webhook,
+            ttl: Publisher::blacklist_ttl(access_token_lifetime),
+            client,
         }
     }
 
-    async fn write(&self, handles: &[String]) -> anyhow::Result<()> {
+    /// How long a blacklist entry must live: past the expiry of every access token minted
+    /// before the revocation.
+    pub fn blacklist_ttl(access_token_lifetime: Duration) -> Duration {
+        (access_token_lifetime + Duration::from_secs(10)).max(Duration::from_secs(60))
+    }
+
+    /// Whether revocations go anywhere (no edge configured: nowhere).
+    pub fn blacklists(&self) -> bool {
+        !matches!(self.target, BlacklistTarget::Disabled)
+    }
+
+    /// Whether thefts are posted anywhere.
+    pub fn reports_thefts(&self) -> bool {
+        self.theft_webhook.is_some()
+    }
+
+    /// The theft event the webhook receives. No token is in it.
+    pub fn theft_event(user_id: &latch_shared::api::UserId, handle: &str, at_ms: i64) -> Value {
+        json!({
+            "event": "token_theft_detected",
+            "user_id": user_id,
+            "session_handle": handle,
+            "detected_at": at_ms,
+        })
+    }
+
+    /// Posts one theft event to the webhook.
+    pub async fn post_theft(&self, event: &Value) -> anyhow::Result<()> {
+        let Some(url) = &self.theft_webhook else { return Ok(()) };
+        let response = self.client.post(url).json(event).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "the theft webhook answered {}",
+            response.status()
+        );
+        Ok(())
+    }
+
+    /// Writes blacklist entries for `handles` (idempotent: writing one twice changes nothing).
+    pub async fn blacklist(&self, handles: &[String]) -> anyhow::Result<()> {
         let ttl_seconds = self.ttl.as_secs();
         let request = match &self.target {
             BlacklistTarget::Disabled => return Ok(()),
@@ -125,32 +125,5 @@ impl Revocations {
             response.status()
         );
         Ok(())
-    }
-
-    /// Posts a theft event to the configured webhook, in the background.
-    pub fn report_theft(&self, theft: &TheftDetails) -> Option<tokio::task::JoinHandle<()>> {
-        let url = self.theft_webhook.clone()?;
-        let body = json!({
-            "event": "token_theft_detected",
-            "user_id": theft.user_id,
-            "session_handle": theft.session_handle,
-            "detected_at": chrono::Utc::now().timestamp_millis(),
-        });
-        let this = self.clone();
-        Some(tokio::spawn(async move {
-            let sent = this.client.post(&url).json(&body).send().await;
-            let outcome = match sent {
-                Ok(response) if response.status().is_success() => "ok",
-                Ok(response) => {
-                    tracing::warn!(status = %response.status(), "theft webhook refused the event");
-                    "failed"
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "theft webhook unreachable");
-                    "failed"
-                }
-            };
-            this.metrics.theft_webhooks.with_label_values(&[outcome]).inc();
-        }))
     }
 }

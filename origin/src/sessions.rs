@@ -27,7 +27,8 @@ use crate::db::Pool;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{KeyManager, KeyRing};
 use crate::metrics::Metrics;
-use crate::revocation::Revocations;
+use crate::outbox::Outbox;
+use crate::revocation::Publisher;
 
 /// Lifetimes and token options.
 #[derive(Debug, Clone)]
@@ -52,7 +53,8 @@ pub struct SessionService {
     pub clock: Clock,
     pub settings: SessionSettings,
     pub cookies: CookiePolicy,
-    pub revocations: Revocations,
+    /// Blacklist entries and theft events, queued with the change they report.
+    pub outbox: Arc<Outbox>,
     pub metrics: Metrics,
 }
 
@@ -348,22 +350,30 @@ impl SessionService {
         }
 
         let theft = TheftDetails { user_id, session_handle: handle.to_string() };
+        // The revocation, its blacklist entry and the theft event commit together or not at all.
+        let mut tx = self.pool.begin().await?;
         let revoked = sqlx::query("DELETE FROM sessions WHERE handle = $1")
             .bind(handle.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
-        self.metrics.token_thefts.inc();
-        tracing::warn!(
-            user_id = %theft.user_id,
-            session_handle = %theft.session_handle,
-            "refresh token reused after its successor was used: session revoked as stolen"
-        );
+        if revoked > 0 {
+            let handles = [theft.session_handle.clone()];
+            self.outbox.blacklist(&mut tx, &handles).await?;
+            let event = Publisher::theft_event(&theft.user_id, &theft.session_handle, now);
+            self.outbox.theft(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        self.outbox.wake();
         if revoked > 0 {
             self.metrics.sessions_revoked.inc();
-            self.revocations.publish(vec![theft.session_handle.clone()]);
+            self.metrics.token_thefts.inc();
+            tracing::warn!(
+                user_id = %theft.user_id,
+                session_handle = %theft.session_handle,
+                "refresh token reused after its successor was used: session revoked as stolen"
+            );
         }
-        self.revocations.report_theft(&theft);
         Err(SessionError::theft(theft).into())
     }
 
@@ -471,31 +481,41 @@ impl SessionService {
         Ok(())
     }
 
+    /// Revokes one session; its blacklist entry is queued in the same transaction, so it
+    /// reaches the edge even if the edge is down now or this instance stops.
     pub async fn revoke(&self, handle: &SessionHandle) -> ApiResult<RevokeResponse> {
+        let mut tx = self.pool.begin().await?;
         let revoked = sqlx::query("DELETE FROM sessions WHERE handle = $1")
             .bind(handle.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
             > 0;
         if revoked {
+            self.outbox.blacklist(&mut tx, &[handle.to_string()]).await?;
+        }
+        tx.commit().await?;
+        if revoked {
+            self.outbox.wake();
             self.metrics.sessions_revoked.inc();
-            self.revocations.publish(vec![handle.to_string()]);
         }
         Ok(RevokeResponse { revoked, response_headers: self.cookies.clear_headers() })
     }
 
     /// Revokes every session of a user in one statement.
     pub async fn revoke_user(&self, user_id: &UserId) -> ApiResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
         let handles: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE user_id = $1 AND user_id_type = $2 RETURNING handle",
         )
         .bind(user_id.as_text().into_owned())
         .bind(StoredUserId::type_column(user_id))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        self.outbox.blacklist(&mut tx, &handles).await?;
+        tx.commit().await?;
+        self.outbox.wake();
         self.metrics.sessions_revoked.inc_by(handles.len() as u64);
-        self.revocations.publish(handles.clone());
         Ok(handles)
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,7 +13,7 @@ use chrono::Utc;
 use http_body_util::BodyExt;
 use latch_origin::clock::Clock;
 use latch_origin::config::Config;
-use latch_origin::{build, routes, AppState};
+use latch_origin::{build, routes, shutdown_pair, AppState, ShutdownTrigger};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 use tower::ServiceExt;
@@ -64,6 +65,8 @@ pub struct Origin {
     pub state: AppState,
     pub clock: Clock,
     pub config: Config,
+    /// Stops this instance's outbox deliverer (see [`Origin::stop`]).
+    deliverer: Option<(ShutdownTrigger, tokio::task::JoinHandle<()>)>,
 }
 
 pub struct Reply {
@@ -91,7 +94,23 @@ impl Origin {
         let mut config = Config::for_tests(&store.url);
         tweak(&mut config);
         let state = build(&config, clock.clone()).await.expect("origin starts");
-        Origin { router: routes::router(state.clone()), state, clock, config }
+        let (trigger, shutdown) = shutdown_pair();
+        let deliverer = state.sessions.outbox.clone().spawn(shutdown);
+        Origin {
+            router: routes::router(state.clone()),
+            state,
+            clock,
+            config,
+            deliverer: Some((trigger, deliverer)),
+        }
+    }
+
+    /// Stops the instance's background delivery, as a stopped process would.
+    pub async fn stop(&mut self) {
+        if let Some((trigger, job)) = self.deliverer.take() {
+            trigger.trigger();
+            job.await.unwrap();
+        }
     }
 
     pub fn advance(&self, by: Duration) {
@@ -235,4 +254,71 @@ macro_rules! on_both_stores {
             )*
         }
     };
+}
+
+/// A stand-in HTTP receiver that records what it is sent and answers `status`.
+pub async fn receiver(router: Router) -> String {
+    receiver_at("127.0.0.1:0", router).await
+}
+
+/// A receiver on `address` (one that was down until now).
+pub async fn receiver_at(address: &str, router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
+}
+
+/// An address nothing listens on (yet).
+pub fn unused_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Waits until the counter or gauge `name` reaches at least `value`.
+pub async fn wait_metric_at_least(origin: &Origin, name: &str, value: f64) {
+    for _ in 0..1000 {
+        if metric(origin, name) >= value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} stayed at {}", metric(origin, name));
+}
+
+pub type Log = Arc<Mutex<Vec<(String, Value)>>>;
+
+pub fn recording(
+    log: &Log,
+    status: StatusCode,
+) -> impl Fn(axum::http::HeaderMap, String) -> std::future::Ready<StatusCode> + Clone {
+    let log = log.clone();
+    move |headers: axum::http::HeaderMap, body: String| {
+        let auth = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        log.lock().unwrap().push((auth, serde_json::from_str(&body).unwrap_or(Value::Null)));
+        std::future::ready(status)
+    }
+}
+
+pub async fn wait_for(log: &Log, count: usize) {
+    for _ in 0..500 {
+        if log.lock().unwrap().len() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("expected {count} deliveries, got {:?}", log.lock().unwrap());
+}
+
+pub async fn wait_metric(origin: &Origin, name: &str, value: f64) {
+    for _ in 0..500 {
+        if metric(origin, name) == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(origin, name), value, "{name}");
 }
