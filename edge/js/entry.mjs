@@ -35,7 +35,7 @@ async function handle(request, env, ctx) {
         request.method, url.pathname, h.get("cookie"), h.get("authorization"),
         h.get(plan.anti_csrf_header), h.get("origin"), h.has("access-control-request-method"),
         h.get("sec-fetch-mode"), h.get("sec-fetch-site"), url.origin, url.search,
-        Date.now(),
+        h.get("traceparent"), Date.now(),
       ),
     );
   let decision = decideNow();

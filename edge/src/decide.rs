@@ -10,6 +10,7 @@ use latch_shared::assertion::{CsrfOutcome, ASSERTION_JWKS_PATH};
 use latch_shared::engine::{self, Access, RequestFacts};
 use latch_shared::error::codes;
 use latch_shared::protocol::{without_session_cookies, MAX_COOKIE_HEADER_LEN};
+use latch_shared::trace::TRACEPARENT_HEADER;
 use latch_shared::SessionError;
 use serde::Serialize;
 
@@ -34,6 +35,8 @@ pub struct EdgeRequest<'a> {
     pub own_origin: &'a str,
     /// The URL's query, with its `?` (empty without one): where a page load comes back to.
     pub query: &'a str,
+    /// The W3C `traceparent` header, kept when valid, replaced otherwise.
+    pub traceparent: Option<&'a str>,
 }
 
 /// What the JS entry does with the request.
@@ -95,10 +98,15 @@ impl Decision {
 /// Decides what `request` gets at time `now`.
 pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Utc>) -> Decision {
     let mut decision = decide_route(isolate, request, now);
-    // The app sees the assertion, not the session cookies, unless the deployment opts in.
-    if let Decision::Forward { cookie, .. } = &mut decision {
+    if let Decision::Forward { cookie, set, .. } = &mut decision {
+        // The app sees the assertion, not the session cookies, unless the deployment opts in.
         if !isolate.config.forward_session_cookies {
             *cookie = request.facts.cookie.and_then(without_session_cookies);
+        }
+        // The app's logs join the edge's and the origin's under one trace id.
+        let (trace, new) = isolate.trace_for(request.traceparent);
+        if new {
+            set.push((TRACEPARENT_HEADER.to_owned(), trace.to_string()));
         }
     }
     decision

@@ -15,8 +15,9 @@ use worker::{Env, Method, Request, Response};
 
 use crate::config::EdgeConfig;
 use crate::decide::{self, Refusal};
+use crate::origin::Origin;
 use crate::respond::{cors_headers, preflight, EdgeError, Reply};
-use crate::{blacklist, js_now, navigation, origin, to_response, with_isolate};
+use crate::{blacklist, js_now, navigation, to_response, with_isolate};
 
 /// Serves one endpoint request, with CORS headers for allowed origins.
 pub async fn serve(mut req: Request, env: &Env) -> Response {
@@ -34,12 +35,15 @@ pub async fn serve(mut req: Request, env: &Env) -> Response {
         );
         return to_response(reply);
     }
+    let origin = Origin::for_request(&config, &req);
     let settings = current_settings().await;
     let result = match &settings {
         None => Err(EdgeError::OriginUnavailable("the origin's settings are unavailable".into())),
-        Some(settings) => route(&mut req, env, &config, settings).await,
+        Some(settings) => route(&mut req, env, &config, settings, &origin).await,
     };
-    let mut reply = result.unwrap_or_else(|err| err.into_reply(settings.as_deref()));
+    let request_id = origin.request_id();
+    let mut reply =
+        result.unwrap_or_else(|err| err.into_reply_for(settings.as_deref(), request_id.as_deref()));
     reply.headers.extend(cors_headers(&config, origin_header.as_deref()));
     to_response(reply.no_store_if_setting_cookies())
 }
@@ -49,6 +53,7 @@ async fn route(
     env: &Env,
     config: &EdgeConfig,
     settings: &SharedSettings,
+    origin: &Origin<'_>,
 ) -> Result<Reply, EdgeError> {
     let path = req.path();
     let method = req.method();
@@ -56,15 +61,15 @@ async fn route(
         return origin_blacklist_hook(req, env, config).await;
     }
     if path == settings.cookies.refresh_path && method == Method::Post {
-        let headers = rotate(req, env, config).await?;
+        let headers = rotate(req, env, origin).await?;
         return Ok(Reply::json(200, r#"{"status":"OK"}"#.into()).with(&headers));
     }
     if path == settings.cookies.refresh_path && matches!(method, Method::Get | Method::Head) {
-        return refresh_hop(req, env, config, settings).await;
+        return refresh_hop(req, env, config, settings, origin).await;
     }
     if path == config.signout_path && method == Method::Post {
         let handle = authenticate(req).await?;
-        origin::revoke(config, &handle).await?;
+        origin.revoke(&handle).await?;
         blacklist::write_logged(env, &handle, settings.blacklist_ttl_secs()).await;
         return Ok(
             Reply::json(200, r#"{"status":"OK"}"#.into()).with(&settings.cookies.clear_headers())
@@ -76,9 +81,9 @@ async fn route(
             let body = read_body(req, MAX_FORWARDED_BODY_BYTES).await?;
             let body = String::from_utf8(body)
                 .map_err(|_| EdgeError::bad_request("the body must be UTF-8 JSON"))?;
-            origin::update_session_info(config, &handle, body).await?
+            origin.update_session_info(&handle, body).await?
         } else {
-            origin::session_info(config, &handle).await?
+            origin.session_info(&handle).await?
         };
         return Ok(Reply::json(200, info));
     }
@@ -120,6 +125,7 @@ async fn refresh_hop(
     env: &Env,
     config: &EdgeConfig,
     settings: &SharedSettings,
+    origin: &Origin<'_>,
 ) -> Result<Reply, EdgeError> {
     let (own_origin, query) = url_parts(req);
     // Whatever FETCH_METADATA_CSRF says: only the site's own refresh page starts a refresh.
@@ -131,7 +137,7 @@ async fn refresh_hop(
         });
     }
     let target = navigation::return_target(&query);
-    match rotate(req, env, config).await {
+    match rotate(req, env, origin).await {
         Ok(headers) => Ok(navigation::back_to(&target).with(&headers)),
         Err(EdgeError::Session(_)) => Ok(navigation::session_ended(settings, config)),
         // The origin is down or failing: a page, not JSON, that comes back by itself.
@@ -147,7 +153,7 @@ async fn refresh_hop(
 async fn rotate(
     req: &Request,
     env: &Env,
-    config: &EdgeConfig,
+    origin: &Origin<'_>,
 ) -> Result<Vec<ResponseHeader>, EdgeError> {
     let settings = current_settings().await.ok_or_else(|| {
         EdgeError::OriginUnavailable("the origin's settings are unavailable".into())
@@ -157,7 +163,7 @@ async fn rotate(
         .map_err(|err| SessionError::unauthorised(err.to_string()))?;
     let refresh_token =
         cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
-    match origin::refresh(config, refresh_token).await {
+    match origin.refresh(refresh_token).await {
         Ok(issued) => Ok(settings.cookies.session_headers(&issued.tokens)),
         Err(EdgeError::Session(err)) => {
             if let Some(theft) = &err.theft {

@@ -5,8 +5,9 @@
 use latch_shared::identity::{parse_login_instruction, LOGIN_HEADER, LOGOUT_HEADER};
 use worker::{Env, Headers, Request, Response};
 
+use crate::origin::Origin;
 use crate::respond::{EdgeError, Reply};
-use crate::{blacklist, origin, to_response, with_isolate};
+use crate::{blacklist, to_response, with_isolate};
 
 /// Acts on the instruction in `response` and returns what the browser gets.
 pub async fn apply(req: &Request, response: Response, env: &Env) -> Response {
@@ -27,9 +28,10 @@ pub async fn apply(req: &Request, response: Response, env: &Env) -> Response {
         return to_response(err.into_reply(None));
     };
     let config = with_isolate(|isolate| isolate.config.clone()).expect("configured");
+    let origin = Origin::for_request(&config, req);
     let added = if let Some(instruction) = login {
         match parse_login_instruction(&instruction) {
-            Ok(request) => origin::create(&config, &request).await.map(|issued| {
+            Ok(request) => origin.create(&request).await.map(|issued| {
                 Reply::empty(200).with(&settings.cookies.session_headers(&issued.tokens))
             }),
             Err(err) => {
@@ -37,7 +39,7 @@ pub async fn apply(req: &Request, response: Response, env: &Env) -> Response {
             }
         }
     } else if logout {
-        logout_session(req, env, &config, settings.blacklist_ttl_secs())
+        logout_session(req, env, &origin, settings.blacklist_ttl_secs())
             .await
             .map(|()| Reply::empty(200).with(&settings.cookies.clear_headers()))
     } else {
@@ -50,7 +52,9 @@ pub async fn apply(req: &Request, response: Response, env: &Env) -> Response {
             }
             response
         }
-        Err(err) => to_response(err.into_reply(Some(&settings))),
+        Err(err) => {
+            to_response(err.into_reply_for(Some(&settings), origin.request_id().as_deref()))
+        }
     }
 }
 
@@ -58,12 +62,12 @@ pub async fn apply(req: &Request, response: Response, env: &Env) -> Response {
 async fn logout_session(
     req: &Request,
     env: &Env,
-    config: &crate::config::EdgeConfig,
+    origin: &Origin<'_>,
     ttl_secs: u64,
 ) -> Result<(), EdgeError> {
     // Without a valid session there is nothing to revoke: the cookies are cleared all the same.
     let Ok(handle) = crate::endpoints::authenticate(req).await else { return Ok(()) };
-    origin::revoke(config, &handle).await?;
+    origin.revoke(&handle).await?;
     blacklist::write_logged(env, &handle, ttl_secs).await;
     Ok(())
 }

@@ -11,6 +11,7 @@ use latch_shared::assertion::{CsrfOutcome, ASSERTION_HEADER, ASSERTION_REUSE_SEC
 use latch_shared::identity::convenience_headers;
 use latch_shared::keys::KeySet;
 use latch_shared::settings::SharedSettings;
+use latch_shared::trace::TraceContext;
 
 use crate::config::EdgeConfig;
 
@@ -70,6 +71,8 @@ pub struct Isolate {
     pub last_unknown_kid_refetch_ms: f64,
     verified: HashMap<String, VerifiedToken>,
     blacklist: HashMap<String, BlacklistEntry>,
+    /// SplitMix64 state for new trace ids: unique, not secret (seeded by [`Isolate::seed_traces`]).
+    trace_state: u64,
 }
 
 /// Where the settings stand for this request.
@@ -95,6 +98,34 @@ impl Isolate {
             last_unknown_kid_refetch_ms: f64::MIN,
             verified: HashMap::new(),
             blacklist: HashMap::new(),
+            trace_state: 0x853c_49e6_748f_ea9b,
+        }
+    }
+
+    /// Seeds the trace ids of this isolate (once, from the runtime's randomness).
+    pub fn seed_traces(&mut self, seed: u64) {
+        self.trace_state = seed;
+    }
+
+    /// The trace context of a request that brought none (or an invalid one).
+    pub fn new_trace(&mut self) -> TraceContext {
+        let mut next = || {
+            // SplitMix64 (Steele, Lea, Flood 2014): every state gives a distinct output.
+            self.trace_state = self.trace_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.trace_state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let trace_id = (u128::from(next()) << 64) | u128::from(next());
+        TraceContext::new(trace_id, next())
+    }
+
+    /// The request's own trace context when it is valid, else a new one.
+    pub fn trace_for(&mut self, traceparent: Option<&str>) -> (TraceContext, bool) {
+        match traceparent.and_then(TraceContext::parse) {
+            Some(context) => (context, false),
+            None => (self.new_trace(), true),
         }
     }
 

@@ -86,7 +86,12 @@ pub fn configure(env: &Env) -> String {
     let upstream = match config {
         Ok(config) => {
             let upstream = config.upstream_url.clone();
-            ISOLATE.with(|cell| *cell.borrow_mut() = Some(Isolate::new(config)));
+            let mut isolate = Isolate::new(config);
+            // Trace ids need uniqueness, not secrecy: 53 random bits from each of two draws.
+            let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64
+                ^ ((js_sys::Math::random() * 2f64.powi(53)) as u64).rotate_left(32);
+            isolate.seed_traces(seed);
+            ISOLATE.with(|cell| *cell.borrow_mut() = Some(isolate));
             Some(upstream)
         }
         Err(err) => {
@@ -120,6 +125,7 @@ pub fn decide(
     sec_fetch_site: Option<String>,
     own_origin: &str,
     query: &str,
+    traceparent: Option<String>,
     now_ms: f64,
 ) -> String {
     let request = EdgeRequest {
@@ -137,6 +143,7 @@ pub fn decide(
         sec_fetch_site: sec_fetch_site.as_deref(),
         own_origin,
         query,
+        traceparent: traceparent.as_deref(),
     };
     let decision = with_isolate(|isolate| decide::decide(isolate, &request, now(now_ms)))
         .unwrap_or_else(|| Decision::Respond(internal_error()));
@@ -186,7 +193,8 @@ pub async fn load_settings(fresh: bool) {
 #[wasm_bindgen]
 pub async fn report_use(session: String, generation: f64) {
     let Some(config) = with_isolate(|isolate| isolate.config.clone()) else { return };
-    if let Err(err) = origin::report_use(&config, &session, generation as u64).await {
+    let origin = origin::Origin::background(&config);
+    if let Err(err) = origin.report_use(&session, generation as u64).await {
         worker::console_warn!("latch-edge: could not report a session's use: {err}");
     }
 }

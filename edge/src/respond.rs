@@ -67,7 +67,7 @@ pub enum EdgeError {
     /// The origin answered a client error that is not a session error (a payload over its
     /// limit, a bad value): its status and body go back unchanged.
     #[error("the origin refused the request with {status}")]
-    Refused { status: u16, body: String },
+    Refused { status: u16, body: String, retry_after: Option<String> },
     /// The origin (or its settings) could not be reached: nothing about the session is known,
     /// so nothing is cleared and nobody is logged out.
     #[error("origin unavailable: {0}")]
@@ -107,6 +107,16 @@ impl EdgeError {
 
     /// The one conversion to what the client sees. Internal details go to the log only.
     pub fn into_reply(self, settings: Option<&SharedSettings>) -> Reply {
+        self.into_reply_for(settings, None)
+    }
+
+    /// [`EdgeError::into_reply`] for a request whose id (its trace id) goes in the log line.
+    pub fn into_reply_for(
+        self,
+        settings: Option<&SharedSettings>,
+        request_id: Option<&str>,
+    ) -> Reply {
+        let request = request_id.map(|id| format!(" (request {id})")).unwrap_or_default();
         match self {
             EdgeError::Session(err) => match settings {
                 Some(settings) => Reply::session_error(settings, &err),
@@ -115,16 +125,22 @@ impl EdgeError {
             EdgeError::BadRequest { status, code, message } => {
                 Reply::json(status, error_body(code, &message))
             }
-            EdgeError::Refused { status, body } => Reply::json(status, body),
+            EdgeError::Refused { status, body, retry_after } => {
+                let mut reply = Reply::json(status, body);
+                if let Some(seconds) = retry_after {
+                    reply.headers.push(("retry-after".into(), seconds));
+                }
+                reply
+            }
             EdgeError::OriginUnavailable(detail) => {
-                worker::console_error!("latch-edge: origin unavailable: {detail}");
+                worker::console_error!("latch-edge: origin unavailable{request}: {detail}");
                 Reply::json(503, unavailable_body())
             }
             EdgeError::UpstreamUnavailable => {
                 Reply::json(502, SessionError::general("the app is unreachable").to_json())
             }
             EdgeError::Internal(detail) => {
-                worker::console_error!("latch-edge: internal error: {detail}");
+                worker::console_error!("latch-edge: internal error{request}: {detail}");
                 internal_error()
             }
         }

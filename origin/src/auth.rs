@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use latch_shared::api::CLIENT_ADDRESS_HEADER;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -37,6 +38,29 @@ impl FromRequestParts<AppState> for Caller {
             (false, true) => Ok(Caller::Edge),
             _ => Err(ApiError::Unauthenticated),
         }
+    }
+}
+
+/// The end client's address, as the edge (or an app backend) reports it in
+/// `x-latch-client-address`: the key of the per-address rate limits. Only authenticated callers
+/// reach the handlers that read it, so it is theirs to vouch for.
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(CLIENT_ADDRESS_HEADER) else {
+            return Ok(ClientAddress(None));
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .map(|ip| ClientAddress(Some(ip)))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("{CLIENT_ADDRESS_HEADER} is not an IP address"))
+            })
     }
 }
 

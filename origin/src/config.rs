@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::limits::Quota;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use clap::Parser;
 use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule};
@@ -148,6 +149,16 @@ settings! {
     /// the webhook), in seconds, 1 to 3600: once the edge is back, revoked sessions are
     /// blacklisted within this long.
     outbox_max_backoff_secs: u64, env "LATCH_OUTBOX_MAX_BACKOFF_SECS", default 60;
+    /// Refreshes one session may make per minute, sustained, 0 to 100000 (0: no limit).
+    rate_limit_session_per_minute: u64, env "LATCH_RATE_LIMIT_SESSION_PER_MINUTE", default 30;
+    /// Refreshes one session may make at once before the per-minute rate applies, 1 to 100000
+    /// (parallel tabs each refresh: keep it at 50 or more).
+    rate_limit_session_burst: u64, env "LATCH_RATE_LIMIT_SESSION_BURST", default 60;
+    /// Refreshes and session creations one client address (IPv6: its /64) may make per minute,
+    /// sustained, 0 to 100000 (0: no limit).
+    rate_limit_address_per_minute: u64, env "LATCH_RATE_LIMIT_ADDRESS_PER_MINUTE", default 600;
+    /// Refreshes and session creations one client address may make at once, 1 to 100000.
+    rate_limit_address_burst: u64, env "LATCH_RATE_LIMIT_ADDRESS_BURST", default 300;
     /// Embed an anti-CSRF token in access tokens (the seed's enableAntiCsrf).
     anti_csrf: bool, env "LATCH_ANTI_CSRF", default true;
     /// Where the edge checks the anti-csrf header on cookie-authenticated requests no route rule
@@ -244,6 +255,8 @@ pub struct Config {
     pub jwks_cache: Duration,
     pub purge_interval: Duration,
     pub outbox_max_backoff: Duration,
+    pub rate_limit_per_session: Quota,
+    pub rate_limit_per_address: Quota,
     pub request_timeout: Duration,
     pub anti_csrf: AntiCsrfPolicy,
     pub cookies: CookiePolicy,
@@ -366,6 +379,28 @@ impl Config {
         let outbox_max_backoff =
             seconds("outbox_max_backoff_secs", s.outbox_max_backoff_secs(), 1, 3600);
         let request_timeout = seconds("request_timeout_secs", s.request_timeout_secs(), 1, 300);
+        let mut count = |name: &str, value: u64, min: u64| -> u32 {
+            if !(min..=100_000).contains(&value) {
+                errors.push(format!("{name}: {value} is outside {min}..=100000"));
+            }
+            u32::try_from(value.min(100_000)).expect("at most 100000")
+        };
+        let rate_limit_per_session = Quota {
+            per_minute: count(
+                "rate_limit_session_per_minute",
+                s.rate_limit_session_per_minute(),
+                0,
+            ),
+            burst: count("rate_limit_session_burst", s.rate_limit_session_burst(), 1),
+        };
+        let rate_limit_per_address = Quota {
+            per_minute: count(
+                "rate_limit_address_per_minute",
+                s.rate_limit_address_per_minute(),
+                0,
+            ),
+            burst: count("rate_limit_address_burst", s.rate_limit_address_burst(), 1),
+        };
         if refresh_token_lifetime <= access_token_lifetime {
             errors
                 .push("refresh_token_lifetime_secs: must exceed access_token_lifetime_secs".into());
@@ -493,6 +528,8 @@ impl Config {
             jwks_cache,
             purge_interval,
             outbox_max_backoff,
+            rate_limit_per_session,
+            rate_limit_per_address,
             request_timeout,
             anti_csrf,
             cookies,

@@ -31,6 +31,19 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
     #[error("the request took longer than {} s; try again", .0.as_secs())]
     Timeout(std::time::Duration),
+    #[error("too many requests; retry in {} s", retry_after_secs(*.0))]
+    RateLimited(std::time::Duration),
+}
+
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u64::MAX).max(1)
+}
+
+impl From<crate::limits::RateLimited> for ApiError {
+    fn from(limited: crate::limits::RateLimited) -> Self {
+        ApiError::RateLimited(limited.0)
+    }
 }
 
 /// Marks a response carrying a session error, whose status the router sets to the configured
@@ -69,6 +82,18 @@ impl IntoResponse for ApiError {
             ApiError::Internal(err) => {
                 tracing::error!(error = %err, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::GeneralError.as_str())
+            }
+            ApiError::RateLimited(wait) => {
+                let body = error_body(codes::RATE_LIMITED, &self.to_string());
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [
+                        (header::CONTENT_TYPE, "application/json".to_owned()),
+                        (header::RETRY_AFTER, retry_after_secs(*wait).to_string()),
+                    ],
+                    body,
+                )
+                    .into_response();
             }
             ApiError::Timeout(limit) => {
                 tracing::error!(limit_secs = limit.as_secs(), "request timed out");

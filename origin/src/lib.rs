@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod revocation;
@@ -27,6 +28,7 @@ use shutdown::ShutdownSignal;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::{KeyManager, KeySchedule, Sealer};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::revocation::Publisher;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub jwks_cache_secs: u64,
     /// The longest any request may take (`LATCH_REQUEST_TIMEOUT_SECS`).
     pub request_timeout: Duration,
+    /// Rate limits on refresh and session creation.
+    pub limits: Arc<Limits>,
 }
 
 /// Derives an independent 32-byte key for one purpose from the master key.
@@ -89,6 +93,8 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
         config.outbox_max_backoff,
         config.access_token_lifetime,
     );
+    let limits =
+        Limits::new(clock.clone(), config.rate_limit_per_session, config.rate_limit_per_address);
     let sessions = SessionService {
         pool,
         keys: Arc::new(keys),
@@ -114,6 +120,7 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
         session_expired_status: config.session_expired_status,
         jwks_cache_secs: config.jwks_cache.as_secs(),
         request_timeout: config.request_timeout,
+        limits: Arc::new(limits),
     })
 }
 

@@ -250,6 +250,15 @@ impl SessionService {
         Ok(issued)
     }
 
+    /// The session a refresh token names, if the token is one this origin issued (its tag
+    /// checks out). No I/O.
+    pub fn issued_handle(&self, presented: &str) -> Option<SessionHandle> {
+        RefreshToken::parse(presented)
+            .ok()
+            .filter(|token| self.rotation.issued(token))
+            .map(|token| token.handle().clone())
+    }
+
     /// Rotates `presented` into its successor. The previous token yields the *same* successor
     /// again until the successor is proven in use (its own refresh, or one of its access
     /// tokens seen by the edge, a direct-mode Session object or `verify`): parallel tabs and a

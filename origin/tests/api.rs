@@ -382,3 +382,30 @@ async fn the_session_expired_status_is_configurable(store: Store) {
     assert!(responses.get("401").is_some(), "{responses}");
     assert!(responses.get("440").is_none(), "{responses}");
 }
+
+/// The edge sends each request's W3C `traceparent`: the origin logs under its trace id and
+/// names it in `x-request-id`, so one id follows a request through edge, origin and app.
+#[tokio::test]
+async fn every_answer_names_its_request_id_from_the_traceparent() {
+    let origin = Origin::start(&Store::sqlite().await).await;
+    let traced = Request::get("/healthz")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .body(Body::empty())
+        .unwrap();
+    let reply = origin.send(traced).await;
+    assert_eq!(reply.headers["x-request-id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    for traceparent in
+        [None, Some("garbage"), Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")]
+    {
+        let mut request = Request::post("/v1/sessions/refresh");
+        if let Some(value) = traceparent {
+            request = request.header("traceparent", value);
+        }
+        let reply = origin.send(request.body(Body::empty()).unwrap()).await;
+        let id = reply.headers["x-request-id"].to_str().unwrap();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id != "0".repeat(32),
+            "{traceparent:?} gets a new id: {id}"
+        );
+    }
+}

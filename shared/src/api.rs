@@ -65,6 +65,10 @@ pub mod paths {
     }
 }
 
+/// The end client's IP address, which the edge (or an app backend) sends with refresh and session
+/// creation so that the origin's per-address rate limits apply to the client, not the caller.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-latch-client-address";
+
 /// Largest request body the origin accepts, and the edge forwards to it (session info and JWT
 /// payloads included).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

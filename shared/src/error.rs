@@ -124,6 +124,8 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
     pub const HEADER_TOO_LARGE: &str = "HEADER_TOO_LARGE";
+    /// Too many requests: retry after the `Retry-After` header's seconds.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// Every error answer's body: a [`SessionError`] (`error` one of its four kinds, `theft` with
@@ -133,7 +135,7 @@ pub mod codes {
 pub struct ErrorBody {
     /// UNAUTHORISED, TRY_REFRESH_TOKEN, TOKEN_THEFT_DETECTED or GENERAL_ERROR for session
     /// errors; BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED,
-    /// PAYLOAD_TOO_LARGE or HEADER_TOO_LARGE for the request's own.
+    /// PAYLOAD_TOO_LARGE, HEADER_TOO_LARGE or RATE_LIMITED for the request's own.
     pub error: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

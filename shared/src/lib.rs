@@ -34,6 +34,7 @@ pub mod protocol;
 pub mod refresh;
 pub mod secret;
 pub mod settings;
+pub mod trace;
 pub mod user_id;
 
 pub use error::{ErrorKind, SessionError, TheftDetails, DEFAULT_SESSION_EXPIRED_STATUS};

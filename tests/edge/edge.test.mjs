@@ -443,6 +443,34 @@ test("a refresh retried minutes later, its successor unused, gets that successor
   assert.equal((await browser.fetch("/private/after-retry")).status, 200);
 });
 
+test("a refresh flood from one session gets 429 with Retry-After; other sessions keep working", async () => {
+  const { browser: flooder } = await login("flood");
+  const { browser: bystander } = await login("bystander");
+  // Each attempt presents the same token: the origin answers the same successor every time,
+  // until the session's burst (60 by default) is spent.
+  const statuses = [];
+  for (let i = 0; i < 70; i++) statuses.push((await flooder.clone().refresh()).status);
+  assert.equal(statuses.filter((s) => s === 200).length, 60, statuses.join());
+  const limited = await flooder.clone().refresh();
+  assert.equal(limited.status, 429);
+  assert.equal(limited.json.error, "RATE_LIMITED");
+  assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+  assert.equal((await bystander.refresh()).status, 200, "other sessions keep working");
+  assert.equal((await flooder.fetch("/private/still-signed-in")).status, 200, "a 429 logs nobody out");
+});
+
+test("one trace id follows a request: kept when valid, made when missing or invalid", async () => {
+  const { browser } = await login("tracer");
+  const sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const kept = await browser.fetch("/private/trace", { headers: { traceparent: sent } });
+  assert.equal(kept.json.headers.traceparent, sent);
+  for (const headers of [{}, { traceparent: "00-garbage" }]) {
+    const made = await browser.fetch("/public/trace", { headers });
+    assert.match(made.json.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    assert.notEqual(made.json.headers.traceparent, sent);
+  }
+});
+
 test("parallel refreshes with one token all succeed and agree", async () => {
   const { browser } = await login("erin");
   const tabs = Array.from({ length: 8 }, () => browser.clone());

@@ -8,11 +8,13 @@ mod users;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use latch_shared::trace::{TraceContext, TRACEPARENT_HEADER};
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,6 +23,9 @@ use crate::error::{ApiError, SessionErrorStatus};
 use crate::AppState;
 
 pub use latch_shared::api::MAX_BODY_BYTES;
+
+/// The response header naming the request's id (its trace id).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// `Json` whose rejections are [`ApiError`]s, so bad bodies get the API's JSON error shape.
 #[derive(FromRequest)]
@@ -66,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(trace))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
@@ -80,6 +86,25 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
         Ok(response) => response,
         Err(_) => ApiError::Timeout(state.request_timeout).into_response(),
     }
+}
+
+/// Runs the request in a span named by its id: the trace id of its W3C `traceparent` (which the
+/// edge sends, so edge, origin and app logs share it) or a new one. Every log line about the
+/// request carries it, and the response names it in `x-request-id`.
+async fn trace(request: Request, next: Next) -> Response {
+    let context = request
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceContext::parse)
+        .unwrap_or_else(|| TraceContext::new(rand::random(), rand::random()));
+    let request_id = context.trace_id();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 /// Applies the configured session-expired status and records latency per route.

@@ -74,6 +74,19 @@ pub enum SessionErrors {
     SessionError(#[ref_response] SessionError),
 }
 
+/// What a rate-limited operation (refresh, session creation) may answer: too many requests
+/// from one session or client address (`LATCH_RATE_LIMIT_*`).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum LimitErrors {
+    #[response(
+        status = 429,
+        description = "RATE_LIMITED: too many requests from this session or client address",
+        headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
+    )]
+    RateLimited(ErrorBody),
+}
+
 /// What an operation for app backends only answers the edge's credential.
 #[derive(IntoResponses)]
 #[allow(dead_code)]

@@ -7,12 +7,13 @@ use latch_shared::api::{
     UsageReport, VerifyRequest, VerifyResponse,
 };
 
-use super::openapi::{BodyErrors, CallErrors, SessionErrors};
+use super::openapi::{BodyErrors, CallErrors, LimitErrors, SessionErrors};
 use super::Json;
-use crate::auth::Caller;
+use crate::auth::{Caller, ClientAddress};
 use crate::error::{ApiError, ApiResult};
 use crate::sessions::parse_handle;
 use crate::AppState;
+use latch_shared::refresh::SessionHandle;
 
 /// Creates a session for a user the app has authenticated.
 #[utoipa::path(
@@ -23,15 +24,19 @@ use crate::AppState;
         (status = 200, description = "The session, its tokens and the headers to send", body = IssuedSession),
         CallErrors,
         BodyErrors,
+        LimitErrors,
     ),
+    params(("x-latch-client-address" = Option<String>, Header, description = "The end client's IP address, for the per-address rate limit")),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
 )]
 pub async fn create(
     _: Caller,
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Json(request): Json<CreateSessionRequest>,
 ) -> ApiResult<Json<IssuedSession>> {
+    state.limits.create(client)?;
     Ok(Json(state.sessions.create(request).await?))
 }
 
@@ -45,15 +50,22 @@ pub async fn create(
         CallErrors,
         BodyErrors,
         SessionErrors,
+        LimitErrors,
     ),
+    params(("x-latch-client-address" = Option<String>, Header, description = "The end client's IP address, for the per-address rate limit")),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "sessions"
 )]
 pub async fn refresh(
     _: Caller,
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Json<IssuedSession>> {
+    // Only a token the origin issued counts against its session: a forged one naming someone
+    // else's handle must not use up their refreshes.
+    let handle = state.sessions.issued_handle(&request.refresh_token);
+    state.limits.refresh(handle.as_ref().map(SessionHandle::as_str), client)?;
     Ok(Json(state.sessions.refresh(&request.refresh_token).await?))
 }
 
