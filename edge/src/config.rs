@@ -30,7 +30,12 @@ pub struct EdgeConfig {
     pub session_info_path: String,
     /// How long the origin's settings document (with its keys) is reused before a refetch.
     pub settings_cache_secs: u64,
+    /// The least time between two fetches from the origin on an unknown `kid` (whatever the
+    /// kid: any fetch brings every current key).
     pub jwks_refetch_cooldown_secs: u64,
+    /// The longest the edge keeps trusting keys it could not refresh (the origin unreachable):
+    /// past it, protected routes answer 503 rather than trust a key that may have been retired.
+    pub max_stale_keys_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     pub max_header_bytes: usize,
     /// Where a browser whose session is over is sent (a page says so without one).
@@ -77,7 +82,8 @@ impl EdgeConfig {
         let signout_path = text("SIGNOUT_PATH", Some("/session/signout"));
         let session_info_path = text("SESSION_INFO_PATH", Some("/session/info"));
         let settings_cache = text("SETTINGS_CACHE_SECS", Some("300"));
-        let cooldown = text("JWKS_REFETCH_COOLDOWN_SECS", Some("10"));
+        let cooldown = text("JWKS_REFETCH_COOLDOWN_SECS", Some("1"));
+        let max_stale = text("MAX_STALE_KEYS_SECS", Some("3600"));
         let max_header = text("MAX_HEADER_BYTES", Some("16384"));
         let edge_secret = text("EDGE_SECRET", None);
         let assertion_keys = text("ASSERTION_KEYS", None);
@@ -106,7 +112,13 @@ impl EdgeConfig {
         let blacklist_cache_secs = number("BLACKLIST_CACHE_SECS", &blacklist_cache, 0, 60);
         let settings_cache_secs = number("SETTINGS_CACHE_SECS", &settings_cache, 0, 86_400);
         let jwks_refetch_cooldown_secs = number("JWKS_REFETCH_COOLDOWN_SECS", &cooldown, 1, 3600);
+        let max_stale_keys_secs = number("MAX_STALE_KEYS_SECS", &max_stale, 60, 7 * 86_400);
         let max_header_bytes = number("MAX_HEADER_BYTES", &max_header, 1024, 65_536) as usize;
+        if max_stale_keys_secs < settings_cache_secs {
+            errors.push(format!(
+                "MAX_STALE_KEYS_SECS ({max_stale_keys_secs}) must be at least SETTINGS_CACHE_SECS ({settings_cache_secs})"
+            ));
+        }
 
         let mut choice = |name: &str, value: &str, options: &[&str]| -> usize {
             options.iter().position(|o| o.eq_ignore_ascii_case(value)).unwrap_or_else(|| {
@@ -218,6 +230,7 @@ impl EdgeConfig {
             session_info_path,
             settings_cache_secs,
             jwks_refetch_cooldown_secs,
+            max_stale_keys_secs,
             cors_allowed_origins,
             max_header_bytes,
             crash_test_path,

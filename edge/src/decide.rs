@@ -244,8 +244,8 @@ pub fn authenticate(
             let result = loaded.verifier.verify(&token, now);
             match &result {
                 Ok(verified) => isolate.remember_verification(&token, verified.clone()),
-                Err(VerifyError::UnknownKey { .. })
-                    if isolate.unknown_kid_refetch_allowed(now.timestamp_millis() as f64) =>
+                Err(VerifyError::UnknownKey { kid })
+                    if isolate.unknown_kid_refetch_allowed(kid, now.timestamp_millis() as f64) =>
                 {
                     return Err(Refusal::NeedKeys);
                 }

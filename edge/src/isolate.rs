@@ -19,6 +19,10 @@ use crate::config::EdgeConfig;
 /// tokens must not grow its memory without limit.
 const MAX_VERIFIED_TOKENS: usize = 4096;
 const MAX_BLACKLIST_ENTRIES: usize = 8192;
+const MAX_UNKNOWN_KIDS: usize = 1024;
+/// How long a kid that a fresh fetch did not bring stays known-unknown: tokens naming it are
+/// refused without asking the origin again.
+const UNKNOWN_KID_MEMORY_MS: f64 = 60_000.0;
 
 /// The origin's settings and the verifier for its keys.
 #[derive(Debug)]
@@ -69,6 +73,9 @@ pub struct Isolate {
     /// A load is under way: requests that cannot go on without settings wait for it.
     pub loading: bool,
     pub last_unknown_kid_refetch_ms: f64,
+    /// Kids that triggered a refetch, and when: one the fetch did not bring is garbage (or
+    /// retired), and does not trigger another for [`UNKNOWN_KID_MEMORY_MS`].
+    unknown_kids: HashMap<String, f64>,
     verified: HashMap<String, VerifiedToken>,
     blacklist: HashMap<String, BlacklistEntry>,
     /// SplitMix64 state for new trace ids: unique, not secret (seeded by [`Isolate::seed_traces`]).
@@ -96,6 +103,7 @@ impl Isolate {
             last_load_attempt_ms: f64::MIN,
             loading: false,
             last_unknown_kid_refetch_ms: f64::MIN,
+            unknown_kids: HashMap::new(),
             verified: HashMap::new(),
             blacklist: HashMap::new(),
             trace_state: 0x853c_49e6_748f_ea9b,
@@ -132,6 +140,12 @@ impl Isolate {
     pub fn settings_state(&mut self, now_ms: f64) -> SettingsState {
         let cache_ms = self.config.settings_cache_secs as f64 * 1000.0;
         let retry_ms = self.config.jwks_refetch_cooldown_secs as f64 * 1000.0;
+        let max_stale_ms = self.config.max_stale_keys_secs as f64 * 1000.0;
+        if self.loaded.as_ref().is_some_and(|l| now_ms - l.fetched_at_ms > max_stale_ms) {
+            // The origin has been unreachable too long: its keys may have been retired since.
+            self.loaded = None;
+            self.verified.clear();
+        }
         let fresh = self.loaded.as_ref().is_some_and(|l| now_ms - l.fetched_at_ms < cache_ms);
         if fresh || now_ms - self.last_load_attempt_ms < retry_ms {
             return match (&self.loaded, self.loading) {
@@ -147,13 +161,26 @@ impl Isolate {
         SettingsState::Due
     }
 
-    /// Whether an unknown `kid` may trigger a refetch from the origin now.
-    pub fn unknown_kid_refetch_allowed(&mut self, now_ms: f64) -> bool {
+    /// Whether an unknown `kid` may trigger a refetch from the origin now: not if a fetch
+    /// already failed to bring this kid lately, and at most one fetch per cooldown. Any fetch
+    /// brings every current key, so however many garbage kids arrive, a real new key is
+    /// fetched within one cooldown.
+    pub fn unknown_kid_refetch_allowed(&mut self, kid: &str, now_ms: f64) -> bool {
+        if self.unknown_kids.get(kid).is_some_and(|at| now_ms - at < UNKNOWN_KID_MEMORY_MS) {
+            return false;
+        }
         let cooldown_ms = self.config.jwks_refetch_cooldown_secs as f64 * 1000.0;
         if now_ms - self.last_unknown_kid_refetch_ms < cooldown_ms {
             return false;
         }
         self.last_unknown_kid_refetch_ms = now_ms;
+        if self.unknown_kids.len() >= MAX_UNKNOWN_KIDS {
+            self.unknown_kids.retain(|_, at| now_ms - *at < UNKNOWN_KID_MEMORY_MS);
+            if self.unknown_kids.len() >= MAX_UNKNOWN_KIDS {
+                self.unknown_kids.clear();
+            }
+        }
+        self.unknown_kids.insert(kid.to_owned(), now_ms);
         true
     }
 
@@ -161,8 +188,15 @@ impl Isolate {
     /// forgotten, so a retired key stops working here as soon as the origin stops publishing it.
     pub fn install(&mut self, settings: SharedSettings, keys: KeySet, now_ms: f64) {
         self.verified.retain(|_, cached| keys.get(&cached.token.kid).is_some());
+        // A kid the fetch brought was real after all.
+        self.unknown_kids.retain(|kid, _| keys.get(kid).is_none());
         let verifier = Verifier::new(keys, settings.issuer.clone(), settings.audience.clone());
         self.loaded = Some(Loaded { settings: Rc::new(settings), verifier, fetched_at_ms: now_ms });
+    }
+
+    /// A fetch failed: what it did not bring says nothing about any kid.
+    pub fn forget_unknown_kids(&mut self) {
+        self.unknown_kids.clear();
     }
 
     pub fn settings(&self) -> Option<Rc<SharedSettings>> {
@@ -265,6 +299,7 @@ impl Isolate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latch_shared::keys::SigningKey;
 
     fn isolate(blacklist_cache_secs: &str) -> Isolate {
         let config = EdgeConfig::from_lookup(|name| {
@@ -314,6 +349,53 @@ mod tests {
             assert_eq!(isolate.blacklist_status("h1", now), BlacklistStatus::Due);
             isolate.record_blacklist("h1", Some(false), now);
         }
+    }
+
+    #[test]
+    fn a_flood_of_garbage_kids_does_not_delay_a_real_new_key() {
+        let mut isolate = isolate("10");
+        // The cooldown is 1 s by default: one fetch per second, whatever the kids.
+        assert!(isolate.unknown_kid_refetch_allowed("garbage-0", 0.0));
+        for i in 1..500 {
+            assert!(!isolate.unknown_kid_refetch_allowed(&format!("garbage-{i}"), 1.0 + i as f64));
+        }
+        assert!(
+            isolate.unknown_kid_refetch_allowed("real-new-key", 1_000.0),
+            "a new kid is fetched one cooldown after the last fetch, flood or not"
+        );
+        // A kid a fetch did not bring does not trigger another for a minute.
+        assert!(!isolate.unknown_kid_refetch_allowed("garbage-0", 5_000.0));
+        assert!(isolate.unknown_kid_refetch_allowed("garbage-0", 61_000.0));
+        // Memory stays bounded.
+        for i in 0..5_000 {
+            isolate.unknown_kid_refetch_allowed(&format!("k{i}"), 70_000.0 + 1_000.0 * i as f64);
+        }
+        assert!(isolate.unknown_kids.len() <= MAX_UNKNOWN_KIDS);
+    }
+
+    #[test]
+    fn keys_not_refreshed_for_the_max_stale_age_are_dropped() {
+        let mut isolate = isolate("10");
+        let keys = KeySet::new([SigningKey::from_seed(&[1; 32]).verifying_key()]).unwrap();
+        let settings = SharedSettings {
+            issuer: "latch".into(),
+            audience: "latch".into(),
+            cookies: Default::default(),
+            session_expired_status: 440,
+            anti_csrf: Default::default(),
+            access_token_lifetime_secs: 3600,
+            jwks: keys.to_jwks(),
+        };
+        isolate.install(settings, keys, 0.0);
+        assert_eq!(isolate.settings_state(1.0), SettingsState::Ready);
+        isolate.loading = false;
+        // The origin stays unreachable: the cached keys serve until the max stale age (1 h).
+        assert_eq!(isolate.settings_state(3_599_000.0), SettingsState::Due);
+        isolate.loading = false;
+        assert_eq!(isolate.settings_state(3_599_500.0), SettingsState::Ready);
+        assert_eq!(isolate.settings_state(3_601_000.0), SettingsState::Due);
+        isolate.loading = false;
+        assert!(isolate.settings().is_none(), "past it, no key is trusted");
     }
 
     #[test]

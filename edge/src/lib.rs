@@ -181,6 +181,7 @@ pub async fn load_settings(fresh: bool) {
         match fetched {
             Ok((settings, keys)) => isolate.install(settings, keys, js_sys::Date::now()),
             Err(err) => {
+                isolate.forget_unknown_kids();
                 worker::console_warn!("latch-edge: could not load the origin's settings: {err}")
             }
         }

@@ -129,6 +129,36 @@ impl KeyManager {
     /// number of instances at once.
     pub async fn maintain(&self) -> anyhow::Result<Arc<KeyRing>> {
         let _one_at_a_time = self.maintenance.lock().await;
+        self.reload().await
+    }
+
+    /// After a key compromise: a brand-new key signs at once, and every other key (the
+    /// compromised one, and any pending key made before the compromise) is deleted, so tokens
+    /// they signed are refused at once by every origin instance's `verify`, and by the edge as
+    /// soon as it next loads the JWKS. Sessions survive: their next refresh gets a token of the
+    /// new key. Returns the new key's kid and the retired kids.
+    pub async fn replace_compromised(&self) -> anyhow::Result<(String, Vec<String>)> {
+        let _one_at_a_time = self.maintenance.lock().await;
+        let now = self.clock.now_ms();
+        let mut generation = load(&self.pool).await?.last().map_or(1, |key| key.generation + 1);
+        // Another instance may create this generation at the same moment: take the next one.
+        let kid = loop {
+            if let Some(kid) = insert_key(&self.pool, &self.sealer, generation, now, now).await? {
+                break kid;
+            }
+            generation += 1;
+        };
+        let retired: Vec<String> =
+            sqlx::query_scalar("DELETE FROM signing_keys WHERE generation < $1 RETURNING kid")
+                .bind(generation)
+                .fetch_all(&self.pool)
+                .await?;
+        tracing::warn!(%kid, ?retired, "signing keys replaced after a compromise");
+        self.reload().await?;
+        Ok((kid, retired))
+    }
+
+    async fn reload(&self) -> anyhow::Result<Arc<KeyRing>> {
         let ring = Arc::new(
             build_ring(
                 &self.pool,
@@ -177,7 +207,9 @@ impl KeyManager {
 
     /// How often the background task should call [`KeyManager::maintain`].
     pub fn maintenance_interval(&self) -> Duration {
-        (self.schedule.rotation / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+        // At most 10 s: other instances stop signing with a key replaced after a compromise
+        // within this long.
+        (self.schedule.rotation / 4).clamp(Duration::from_secs(1), Duration::from_secs(10))
     }
 }
 
@@ -191,13 +223,14 @@ async fn load(pool: &Pool) -> anyhow::Result<Vec<StoredKey>> {
 }
 
 /// Inserts key `generation` unless another instance already has; either way one row wins.
+/// Returns the kid when this call's key is the one inserted.
 async fn insert_key(
     pool: &Pool,
     sealer: &Sealer,
     generation: i64,
     now_ms: i64,
     signs_from: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let jwk = key.verifying_key().to_jwk();
     let inserted = sqlx::query(
@@ -215,8 +248,9 @@ async fn insert_key(
     .rows_affected();
     if inserted == 1 {
         tracing::info!(kid = key.kid(), generation, signs_from, "created signing key");
+        return Ok(Some(key.kid().to_owned()));
     }
-    Ok(())
+    Ok(None)
 }
 
 async fn build_ring(

@@ -397,16 +397,23 @@ impl SessionService {
             verified = ring.verifier.verify(&request.access_token, now);
         }
         let verified = check_access_token(&request, &self.anti_csrf_policy(), verified, now)?;
-        let generation: Option<i64> = sqlx::query_scalar(
-            "SELECT generation FROM sessions WHERE handle = $1 AND expires_at > $2",
+        // The key is checked too: one retired after a compromise by another instance is
+        // refused here at once, before this instance's next key reload.
+        let found: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT generation, (SELECT COUNT(*) FROM signing_keys WHERE kid = $3) \
+             FROM sessions WHERE handle = $1 AND expires_at > $2",
         )
         .bind(&verified.claims.sid)
         .bind(now.timestamp_millis())
+        .bind(&verified.kid)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(generation) = generation else {
+        let Some((generation, key_trusted)) = found else {
             return Err(SessionError::unauthorised("session is over or has been revoked").into());
         };
+        if key_trusted == 0 {
+            return Err(SessionError::try_refresh("the access token's signing key was retired").into());
+        }
         if let Some(used) = verified.claims.rgen.and_then(|rgen| i64::try_from(rgen).ok()) {
             if used == generation {
                 self.prove_generation(&verified.claims.sid, used).await?;

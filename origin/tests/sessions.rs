@@ -32,6 +32,7 @@ on_both_stores!(
     key_rotation_publishes_before_signing_and_retires_after_expiry,
     malformed_refresh_tokens_are_unauthorised_not_theft,
     emergency_rotation_signs_with_a_new_key_after_the_publish_lead,
+    a_compromised_key_is_distrusted_at_once_on_every_instance_and_sessions_move_on,
 );
 
 async fn create_verify_info_revoke(store: Store) {
@@ -507,4 +508,39 @@ async fn emergency_rotation_signs_with_a_new_key_after_the_publish_lead(store: S
     assert_eq!(kid_of(&access_token(&after)), new_kid);
     assert_ne!(kid_of(&access_token(&before)), new_kid);
     assert_eq!(origin.verify(&access_token(&before)).await.status, StatusCode::OK);
+}
+
+async fn a_compromised_key_is_distrusted_at_once_on_every_instance_and_sessions_move_on(
+    store: Store,
+) {
+    let one = Origin::start(&store).await;
+    let two = Origin::start(&store).await;
+    let issued = one.create("rex").await;
+    let old_kid = kid_of(&access_token(&issued));
+    let before = published_kids(&one).await;
+    assert_eq!(before.len(), 2, "the signing key and the pending one: {before:?}");
+
+    let rotated = one.api(Method::POST, "/v1/keys/rotate?compromised=true", None).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    let new_kid = rotated.body["kid"].as_str().unwrap().to_owned();
+    let retired: Vec<String> = serde_json::from_value(rotated.body["retired"].clone()).unwrap();
+    assert_eq!(retired, before, "the pending key, made before the compromise, goes too");
+    let after = published_kids(&one).await;
+    assert!(after.contains(&new_kid) && !after.iter().any(|kid| before.contains(kid)), "{after:?}");
+
+    // Refused at once, on this instance and on the other, which has not reloaded its keys.
+    for origin in [&one, &two] {
+        let verified = origin.verify(&access_token(&issued)).await;
+        assert_eq!(verified.error(), "TRY_REFRESH_TOKEN", "{:?}", verified.body);
+    }
+    // The session itself survives: its refresh token gets a token of the new key.
+    let refreshed = one.refresh(&refresh_token(&issued)).await;
+    assert_eq!(kid_of(&access_token(&refreshed.body)), new_kid);
+    for origin in [&one, &two] {
+        assert_eq!(origin.verify(&access_token(&refreshed.body)).await.status, StatusCode::OK);
+    }
+    assert_eq!(kid_of(&access_token(&one.create("rex").await)), new_kid, "signs at once");
+    assert_ne!(old_kid, new_kid);
+    let bad = one.api(Method::POST, "/v1/keys/rotate?compromised=maybe", None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }

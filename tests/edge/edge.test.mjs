@@ -20,7 +20,6 @@ function edgeBindings(overrides = {}) {
     PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login",
     OPTIONAL_PATHS: "/optional/*",
     SETTINGS_CACHE_SECS: "300",
-    JWKS_REFETCH_COOLDOWN_SECS: "1",
     // Part of the revocation delay: a session revoked elsewhere is refused within this.
     BLACKLIST_CACHE_SECS: "1",
     CORS_ALLOWED_ORIGINS: "http://app.test",
@@ -742,5 +741,64 @@ test("a setting changed at the origin reaches the edge within its cache period",
     await origin.stop();
     delete origin.env.LATCH_SESSION_EXPIRED_STATUS;
     await origin.start();
+  }
+});
+
+// Last in this file: it retires every signing key the other tests' sessions were made with.
+test("after a key compromise the origin refuses old-key tokens at once, the edge within its settings refresh, and made-up kids do not delay the new key", async () => {
+  const quick = await startEdge(edgeBindings({ SETTINGS_CACHE_SECS: "2" }));
+  let flooding = true;
+  let floodCount = 0;
+  let flood = Promise.resolve();
+  try {
+    const { browser } = await login("pat");
+    const viaQuick = browser.clone();
+    viaQuick.base = quick.url;
+    assert.equal((await viaQuick.fetch("/private/before")).status, 200);
+    assert.equal((await browser.fetch("/private/before")).status, 200);
+    // Tokens naming kids nobody ever published, as fast as they come back.
+    const madeUp = (i) =>
+      [{ alg: "EdDSA", typ: "JWT", kid: `made-up-${i}` }, { sub: "mallory" }]
+        .map((part) => b64url(JSON.stringify(part)))
+        .concat(b64url(Buffer.alloc(64, i % 256)))
+        .join(".");
+    flood = (async () => {
+      while (flooding) {
+        const res = await fetch(`${edge.url}/private/x`, { headers: { authorization: `Bearer ${madeUp(floodCount++)}` } });
+        assert.equal(res.status, 440);
+      }
+    })();
+    await sleep(300);
+
+    const rotated = await origin.api("POST", "/v1/keys/rotate?compromised=true");
+    assert.equal(rotated.status, 200);
+    const verify = await origin.api("POST", "/v1/sessions/verify", { access_token: tokenOf(browser), enforce_anti_csrf: false });
+    assert.equal(verify.body.error, "TRY_REFRESH_TOKEN", "the origin refuses the old key at once");
+
+    let started = Date.now();
+    let refusedAfter = null;
+    while (Date.now() - started < 6000) {
+      const res = await viaQuick.fetch("/private/old-key");
+      if (res.status === 440) { refusedAfter = Date.now() - started; break; }
+      await sleep(100);
+    }
+    assert.ok(refusedAfter !== null && refusedAfter <= 4000, `old key refused after ${refusedAfter} ms (settings refresh: 2 s)`);
+
+    // The session moves on to the new key; the busy edge accepts it within one refetch
+    // cooldown (1 s), however many made-up kids arrive meanwhile.
+    assert.equal((await browser.refresh()).status, 200);
+    started = Date.now();
+    let acceptedAfter = null;
+    while (Date.now() - started < 6000) {
+      if ((await browser.fetch("/private/new-key")).status === 200) { acceptedAfter = Date.now() - started; break; }
+      await sleep(50);
+    }
+    assert.ok(acceptedAfter !== null && acceptedAfter <= 2500, `new key accepted after ${acceptedAfter} ms`);
+    assert.equal((await browser.clone().fetch("/private/new-key-again")).status, 200);
+    console.log(`figure: compromise: old key refused by the edge after ${refusedAfter} ms, new key accepted after ${acceptedAfter} ms during a flood of ${floodCount} made-up kids`);
+  } finally {
+    flooding = false;
+    await flood;
+    await quick.mf.dispose();
   }
 });

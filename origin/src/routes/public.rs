@@ -8,8 +8,8 @@ use latch_shared::keys::Jwks;
 use latch_shared::settings::SharedSettings;
 
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{Forbidden, GeneralError, Unauthenticated};
-use super::Json;
+use super::openapi::{BadRequest, Forbidden, GeneralError, Unauthenticated};
+use super::{Json, Query};
 use crate::auth::AppCaller;
 use crate::error::ApiResult;
 use crate::AppState;
@@ -114,14 +114,31 @@ pub struct RotatedKey {
     pub kid: String,
     /// Milliseconds since the Unix epoch.
     pub signs_from: i64,
+    /// The kids no longer trusted (after `?compromised=true`; otherwise none: the old key
+    /// stays published until its tokens expire).
+    pub retired: Vec<String>,
 }
 
-/// Rotates the signing key now (after the JWKS publish lead), for a suspected compromise.
+/// How to rotate.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RotateOptions {
+    /// `true` after a suspected key compromise: a brand-new key signs at once and every other
+    /// key stops being trusted at once (their tokens are refused, and sessions refresh onto
+    /// the new key). Default `false`: the next key signs after the JWKS publish lead, and the
+    /// old one stays trusted until its tokens expire, so nobody notices.
+    #[serde(default)]
+    pub compromised: bool,
+}
+
+/// Rotates the signing key now: planned (after the JWKS publish lead), or after a compromise.
 #[utoipa::path(
     post,
     path = paths::ROTATE_KEYS,
+    params(RotateOptions),
     responses(
-        (status = 200, description = "The new key's id and when it starts signing", body = RotatedKey),
+        (status = 200, description = "The new key's id, when it starts signing, and the kids retired", body = RotatedKey),
+        (status = 400, response = BadRequest),
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
         (status = 500, response = GeneralError),
@@ -132,7 +149,13 @@ pub struct RotatedKey {
 pub async fn rotate_keys(
     _: AppCaller,
     State(state): State<AppState>,
+    Query(options): Query<RotateOptions>,
 ) -> ApiResult<Json<RotatedKey>> {
+    if options.compromised {
+        let (kid, retired) = state.sessions.keys.replace_compromised().await?;
+        let signs_from = state.sessions.clock.now_ms();
+        return Ok(Json(RotatedKey { kid, signs_from, retired }));
+    }
     let (kid, signs_from) = state.sessions.keys.rotate_now().await?;
-    Ok(Json(RotatedKey { kid, signs_from }))
+    Ok(Json(RotatedKey { kid, signs_from, retired: Vec::new() }))
 }
