@@ -32,6 +32,11 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+if [ "$PURPOSE" = test ] && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  step "adding Rust target x86_64-unknown-linux-musl (the origin's container image)"
+  rustup target add x86_64-unknown-linux-musl
+fi
+
 if ! have_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then
   step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
   # Not --locked: its own lockfile pins crates that no longer build on current Rust.
@@ -50,6 +55,9 @@ if [ "$PURPOSE" != run ]; then
   if [ ! -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ]; then apt_missing+=("postgresql-$PG_MAJOR"); fi
   if ! command -v chromium >/dev/null 2>&1; then apt_missing+=(chromium); fi
   if ! command -v go >/dev/null 2>&1; then apt_missing+=(golang); fi
+  # The origin's container image: a static musl binary, built into a FROM scratch image.
+  if ! command -v podman >/dev/null 2>&1; then apt_missing+=(podman); fi
+  if ! command -v musl-gcc >/dev/null 2>&1; then apt_missing+=(musl-tools); fi
   if [ "$PURPOSE" = bench ] && ! command -v wrk >/dev/null 2>&1; then apt_missing+=(wrk); fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
     step "installing Debian packages: ${apt_missing[*]}"

@@ -7,6 +7,7 @@
 #   - builds the edge worker offline and runs its end-to-end suite on workerd, and the Node,
 #     Python and Go examples (examples/) behind it
 #   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/)
+#   - builds the origin's container image (scripts/build-image.sh, podman) and checks it
 #   - builds the fuzz targets
 #   - lints: clippy with warnings as errors (native and the edge's wasm32), and
 #     `wrangler deploy --dry-run` of the committed wrangler.toml (offline: what Cloudflare would
@@ -48,6 +49,10 @@ cargo build --quiet -p latch-origin -p latch-demo
 scripts/build-edge.sh
 scripts/build-demo.sh
 node --test tests/edge/ tests/examples/ tests/browser/
+
+step "the origin's container image: static musl binary, FROM scratch, built with podman; inspected, and its binary run"
+scripts/build-image.sh latch-origin:test
+node --test tests/image/
 
 step "fuzz targets build"
 cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
