@@ -412,7 +412,9 @@ impl SessionService {
             return Err(SessionError::unauthorised("session is over or has been revoked").into());
         };
         if key_trusted == 0 {
-            return Err(SessionError::try_refresh("the access token's signing key was retired").into());
+            return Err(
+                SessionError::try_refresh("the access token's signing key was retired").into()
+            );
         }
         if let Some(used) = verified.claims.rgen.and_then(|rgen| i64::try_from(rgen).ok()) {
             if used == generation {
