@@ -744,6 +744,50 @@ test("a setting changed at the origin reaches the edge within its cache period",
   }
 });
 
+test("a revocation made while the edge is down survives an origin restart: once the edge is back, the revoked token is refused", async () => {
+  const port = await freePort();
+  const lonely = new Origin({
+    LATCH_EDGE_URL: `http://127.0.0.1:${port}`,
+    LATCH_ACCESS_TOKEN_LIFETIME_SECS: "600",
+    LATCH_OUTBOX_MAX_BACKOFF_SECS: "2",
+    LATCH_COOKIE_SECURE: "false",
+  });
+  await lonely.start();
+  const bindings = edgeBindings({ ORIGIN_URL: lonely.url, BLACKLIST_CACHE_SECS: "1" });
+  let edgeX = await startEdge(bindings, { port });
+  try {
+    const browser = new Browser(edgeX.url);
+    assert.equal((await browser.fetch("/login?user=outbox-user")).status, 200);
+    assert.equal((await browser.fetch("/private/before")).status, 200);
+    await edgeX.mf.dispose();
+    edgeX = null;
+
+    const revoked = await lonely.api("DELETE", "/v1/users/outbox-user/sessions");
+    assert.equal(revoked.body.handles.length, 1);
+    await lonely.metricAbove('latch_blacklist_writes_total{outcome="failed"}', 0);
+    await lonely.stop(); // nothing of the delivery is kept in memory...
+    await lonely.start(); // ...the outbox row is in the database
+    edgeX = await startEdge(bindings, { port });
+    const back = Date.now();
+    let refusedAfter = null;
+    while (Date.now() - back < 10000) {
+      const res = await browser.fetch("/private/after");
+      if (res.status === 440) {
+        assert.equal(res.json.error, "UNAUTHORISED");
+        refusedAfter = Date.now() - back;
+        break;
+      }
+      await sleep(100);
+    }
+    // Documented bound: the outbox's longest backoff (2 s here) plus BLACKLIST_CACHE_SECS (1 s).
+    assert.ok(refusedAfter !== null && refusedAfter <= 5000, `refused after ${refusedAfter} ms`);
+    console.log(`figure: revoked while the edge was down, origin restarted: refused ${refusedAfter} ms after the edge came back (bound 3 s + KV)`);
+  } finally {
+    await edgeX?.mf.dispose();
+    await lonely.dispose();
+  }
+});
+
 // Last in this file: it retires every signing key the other tests' sessions were made with.
 test("after a key compromise the origin refuses old-key tokens at once, the edge within its settings refresh, and made-up kids do not delay the new key", async () => {
   const quick = await startEdge(edgeBindings({ SETTINGS_CACHE_SECS: "2" }));
