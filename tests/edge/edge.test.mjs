@@ -431,7 +431,7 @@ test("refresh rotates the cookies; an old refresh token replayed after the edge 
   assert.equal(victim.json?.error, "UNAUTHORISED", "the blacklist refuses the session's access token");
 });
 
-test("a refresh retried minutes later, its successor unused, gets that successor and no theft", async () => {
+test("a refresh retried later, its successor unused, gets that successor and no theft", async () => {
   const { browser } = await login("zed");
   const lost = browser.clone();
   assert.equal((await lost.refresh()).status, 200); // the response that never arrived
