@@ -142,7 +142,7 @@ async fn refresh_hop(
         Err(EdgeError::Session(_)) => Ok(navigation::session_ended(settings, config)),
         // The origin is down or failing: a page, not JSON, that comes back by itself.
         Err(err) => {
-            let status = err.into_reply(Some(settings)).status;
+            let status = err.into_reply_for(Some(settings), origin.request_id().as_deref()).status;
             Ok(navigation::try_again(status, &target))
         }
     }

@@ -59,6 +59,11 @@ struct Client {
     refreshes: u32,
 }
 
+/// Sends `request` with the API key; its JSON answer.
+async fn as_app(request: reqwest::RequestBuilder) -> Value {
+    request.bearer_auth(API_KEY).send().await.unwrap().json().await.unwrap()
+}
+
 async fn refresh(http: &reqwest::Client, url: &str, token: &str) -> Result<(u16, Value), String> {
     let res = http
         .post(format!("{url}/v1/sessions/refresh"))
@@ -81,16 +86,10 @@ async fn sigkill_during_sixteen_way_refresh_load_loses_no_session_and_forks_none
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         let user = format!("crash-{i}");
-        let issued: Value = http
-            .post(format!("{}/v1/sessions", process.url))
-            .bearer_auth(API_KEY)
-            .json(&json!({"user_id": user}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let issued = as_app(
+            http.post(format!("{}/v1/sessions", process.url)).json(&json!({"user_id": user})),
+        )
+        .await;
         clients.push(Arc::new(Mutex::new(Client {
             user,
             token: refresh_token(&issued),
@@ -142,15 +141,7 @@ async fn sigkill_during_sixteen_way_refresh_load_loses_no_session_and_forks_none
         let (status, onward) =
             refresh(&http, &process.url, &refresh_token(&retried)).await.unwrap();
         assert_eq!(status, 200, "{user}: {onward}");
-        let sessions: Value = http
-            .get(format!("{}/v1/users/{user}/sessions", process.url))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let sessions = as_app(http.get(format!("{}/v1/users/{user}/sessions", process.url))).await;
         assert_eq!(sessions["handles"].as_array().unwrap().len(), 1, "{user}: {sessions}");
     }
     let metrics = http
