@@ -399,8 +399,9 @@ impl SessionService {
         let verified = check_access_token(&request, &self.anti_csrf_policy(), verified, now)?;
         // The key is checked too: one retired after a compromise by another instance is
         // refused here at once, before this instance's next key reload.
-        let found: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT generation, (SELECT COUNT(*) FROM signing_keys WHERE kid = $3) \
+        let found: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT generation, proven_generation, \
+             (SELECT COUNT(*) FROM signing_keys WHERE kid = $3) \
              FROM sessions WHERE handle = $1 AND expires_at > $2",
         )
         .bind(&verified.claims.sid)
@@ -408,7 +409,7 @@ impl SessionService {
         .bind(&verified.kid)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((generation, key_trusted)) = found else {
+        let Some((generation, proven_generation, key_trusted)) = found else {
             return Err(SessionError::unauthorised("session is over or has been revoked").into());
         };
         if key_trusted == 0 {
@@ -416,10 +417,10 @@ impl SessionService {
                 SessionError::try_refresh("the access token's signing key was retired").into()
             );
         }
-        if let Some(used) = verified.claims.rgen.and_then(|rgen| i64::try_from(rgen).ok()) {
-            if used == generation {
-                self.prove_generation(&verified.claims.sid, used).await?;
-            }
+        // The first verify of the current generation proves it in use (one write, once).
+        let used = verified.claims.rgen.and_then(|rgen| i64::try_from(rgen).ok());
+        if used == Some(generation) && proven_generation < generation {
+            self.prove_generation(&verified.claims.sid, generation).await?;
         }
         Ok(VerifyResponse {
             session: SessionView {
