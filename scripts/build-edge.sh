@@ -15,7 +15,7 @@ ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
 cd "$ROOT"
 out=edge/build
 if [ -f "$out/index.js" ] && [ -f "$out/glue_bg.wasm" ] && \
-   [ -z "$(find edge/src edge/js shared/src edge/Cargo.toml shared/Cargo.toml Cargo.lock scripts/build-edge.sh -newer "$out/index.js" -print -quit)" ]; then
+   [ -z "$(find edge/src edge/js shared/src edge/Cargo.toml shared/Cargo.toml Cargo.toml Cargo.lock scripts/build-edge.sh -newer "$out/index.js" -print -quit)" ]; then
   echo "build-edge: edge/build is up to date"
   exit 0
 fi

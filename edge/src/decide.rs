@@ -193,9 +193,11 @@ fn decide_route(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<
             }
         },
     };
+    // Generation 0 (the login's) has no refresh token before it to spend: nothing to report.
     let report = first_sight
         .then_some(verified.claims.rgen)
         .flatten()
+        .filter(|generation| *generation > 0)
         .map(|generation| UseReport { session: verified.claims.sid.clone(), generation });
     match isolate.identity_headers(&token, &verified, csrf, now) {
         Ok(set) => Decision::Forward { set, response: cors, blacklist, cookie: None, report },

@@ -19,7 +19,8 @@ use crate::config::EdgeConfig;
 /// tokens must not grow its memory without limit.
 const MAX_VERIFIED_TOKENS: usize = 4096;
 const MAX_BLACKLIST_ENTRIES: usize = 8192;
-const MAX_UNKNOWN_KIDS: usize = 1024;
+/// Few: each is a kid a fetch just failed to bring, and at most one fetch runs per cooldown.
+const MAX_UNKNOWN_KIDS: usize = 64;
 /// How long a kid that a fresh fetch did not bring stays known-unknown: tokens naming it are
 /// refused without asking the origin again.
 const UNKNOWN_KID_MEMORY_MS: f64 = 60_000.0;
@@ -74,8 +75,9 @@ pub struct Isolate {
     pub loading: bool,
     pub last_unknown_kid_refetch_ms: f64,
     /// Kids that triggered a refetch, and when: one the fetch did not bring is garbage (or
-    /// retired), and does not trigger another for [`UNKNOWN_KID_MEMORY_MS`].
-    unknown_kids: HashMap<String, f64>,
+    /// retired), and does not trigger another for [`UNKNOWN_KID_MEMORY_MS`]. A short list (a
+    /// map would cost the bundle more than scanning it costs a request).
+    unknown_kids: Vec<(String, f64)>,
     verified: HashMap<String, VerifiedToken>,
     blacklist: HashMap<String, BlacklistEntry>,
     /// SplitMix64 state for new trace ids: unique, not secret (seeded by [`Isolate::seed_traces`]).
@@ -103,7 +105,7 @@ impl Isolate {
             last_load_attempt_ms: f64::MIN,
             loading: false,
             last_unknown_kid_refetch_ms: f64::MIN,
-            unknown_kids: HashMap::new(),
+            unknown_kids: Vec::new(),
             verified: HashMap::new(),
             blacklist: HashMap::new(),
             trace_state: 0x853c_49e6_748f_ea9b,
@@ -125,8 +127,10 @@ impl Isolate {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        let trace_id = (u128::from(next()) << 64) | u128::from(next());
-        TraceContext::new(trace_id, next())
+        let mut trace_id = [0; 16];
+        trace_id[..8].copy_from_slice(&next().to_le_bytes());
+        trace_id[8..].copy_from_slice(&next().to_le_bytes());
+        TraceContext::new(trace_id, next().to_le_bytes())
     }
 
     /// The request's own trace context when it is valid, else a new one.
@@ -166,7 +170,9 @@ impl Isolate {
     /// brings every current key, so however many garbage kids arrive, a real new key is
     /// fetched within one cooldown.
     pub fn unknown_kid_refetch_allowed(&mut self, kid: &str, now_ms: f64) -> bool {
-        if self.unknown_kids.get(kid).is_some_and(|at| now_ms - at < UNKNOWN_KID_MEMORY_MS) {
+        let remembered =
+            |(known, at): &(String, f64)| known == kid && now_ms - at < UNKNOWN_KID_MEMORY_MS;
+        if self.unknown_kids.iter().any(remembered) {
             return false;
         }
         let cooldown_ms = self.config.jwks_refetch_cooldown_secs as f64 * 1000.0;
@@ -174,13 +180,12 @@ impl Isolate {
             return false;
         }
         self.last_unknown_kid_refetch_ms = now_ms;
+        self.unknown_kids.retain(|(known, at)| known != kid && now_ms - at < UNKNOWN_KID_MEMORY_MS);
         if self.unknown_kids.len() >= MAX_UNKNOWN_KIDS {
-            self.unknown_kids.retain(|_, at| now_ms - *at < UNKNOWN_KID_MEMORY_MS);
-            if self.unknown_kids.len() >= MAX_UNKNOWN_KIDS {
-                self.unknown_kids.clear();
-            }
+            // The oldest goes: at one fetch a second, it is a minute old anyway.
+            self.unknown_kids.remove(0);
         }
-        self.unknown_kids.insert(kid.to_owned(), now_ms);
+        self.unknown_kids.push((kid.to_owned(), now_ms));
         true
     }
 
@@ -189,7 +194,7 @@ impl Isolate {
     pub fn install(&mut self, settings: SharedSettings, keys: KeySet, now_ms: f64) {
         self.verified.retain(|_, cached| keys.get(&cached.token.kid).is_some());
         // A kid the fetch brought was real after all.
-        self.unknown_kids.retain(|kid, _| keys.get(kid).is_none());
+        self.unknown_kids.retain(|(kid, _)| keys.get(kid).is_none());
         let verifier = Verifier::new(keys, settings.issuer.clone(), settings.audience.clone());
         self.loaded = Some(Loaded { settings: Rc::new(settings), verifier, fetched_at_ms: now_ms });
     }

@@ -46,7 +46,7 @@ impl<'a> Origin<'a> {
 
     /// The id of the request these calls are for (its trace id), for log lines.
     pub fn request_id(&self) -> Option<String> {
-        self.trace.map(|trace| trace.trace_id())
+        self.trace.as_ref().map(|trace| trace.trace_id().to_owned())
     }
 
     pub async fn refresh(&self, refresh_token: String) -> Result<IssuedSession, EdgeError> {

@@ -337,7 +337,8 @@ impl Latch {
             );
         }
         let claims = verified?.claims;
-        if let Some(generation) = claims.rgen {
+        // Generation 0 (the login's) has no refresh token before it to spend.
+        if let Some(generation) = claims.rgen.filter(|generation| *generation > 0) {
             self.report_first_use(&claims.sid, generation);
         }
         Ok(Session {

@@ -6,9 +6,7 @@
 //! keeps the `anti-csrf` response header to echo on later requests.
 
 pub use cookie::SameSite;
-use cookie::{Cookie, Expiration};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::api::SessionTokens;
 
@@ -25,6 +23,35 @@ pub const EXPOSE_HEADERS_HEADER: &str = "access-control-expose-headers";
 pub const EXPOSED_HEADERS: &str = "id-refresh-token, anti-csrf";
 /// The request headers the SDK adds, which a CORS preflight must allow.
 pub const SDK_REQUEST_HEADERS: &str = "anti-csrf, supertokens-sdk-name, supertokens-sdk-version";
+
+/// An HTTP date (RFC 9110 IMF-fixdate, `Thu, 01 Jan 1970 00:00:00 GMT`) for milliseconds since
+/// the epoch; times before the epoch are the epoch.
+pub fn http_date(ms: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let seconds = ms.max(0) / 1000;
+    let (days, time) = (seconds / 86_400, seconds % 86_400);
+    // Howard Hinnant's civil_from_days: the proleptic Gregorian date of a day count.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        time / 3600,
+        time % 3600 / 60,
+        time % 60
+    )
+}
 
 /// Longest `Cookie` header read; anything longer is refused rather than parsed.
 pub const MAX_COOKIE_HEADER_LEN: usize = 16 * 1024;
@@ -152,24 +179,23 @@ impl CookiePolicy {
         Ok(())
     }
 
-    fn cookie<'a>(&self, name: &'a str, value: String, path: &str, expires_ms: i64) -> Cookie<'a> {
-        let expires = OffsetDateTime::from_unix_timestamp(expires_ms.div_euclid(1000))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let mut builder = Cookie::build((name, value))
-            .path(path.to_owned())
-            .http_only(true)
-            .secure(self.secure)
-            .same_site(self.same_site)
-            .expires(Expiration::DateTime(expires));
-        if let Some(domain) = &self.domain {
-            builder = builder.domain(domain.clone());
-        }
-        builder.build()
-    }
-
+    /// A `Set-Cookie` value, attribute for attribute as the `cookie` crate writes it (a test
+    /// holds the two equal), written here because its date formatting (the `time` crate's)
+    /// would cost the edge's bundle about 5 KB.
     fn set_cookie(&self, name: &str, value: &str, path: &str, expires_ms: i64) -> ResponseHeader {
-        let cookie = self.cookie(name, value.to_owned(), path, expires_ms);
-        ResponseHeader::new("set-cookie", cookie.to_string())
+        let mut header = format!("{name}={value}; HttpOnly; SameSite={}", self.same_site);
+        if self.secure {
+            header.push_str("; Secure");
+        }
+        header.push_str("; Path=");
+        header.push_str(path);
+        if let Some(domain) = &self.domain {
+            header.push_str("; Domain=");
+            header.push_str(domain.strip_prefix('.').unwrap_or(domain));
+        }
+        header.push_str("; Expires=");
+        header.push_str(&http_date(expires_ms));
+        ResponseHeader::new("set-cookie", header)
     }
 
     /// Headers that hand a new or refreshed session to the browser: the three cookies, the
@@ -398,7 +424,43 @@ mod tests {
         assert_eq!(cookies.access_token.unwrap().len(), 8000);
     }
 
+    /// What the `cookie` crate writes for the same cookie: the reference `set_cookie` matches.
+    fn cookie_crate(policy: &CookiePolicy, name: &str, value: &str, path: &str, ms: i64) -> String {
+        let expires = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap();
+        let mut builder = cookie::Cookie::build((name.to_owned(), value.to_owned()))
+            .path(path.to_owned())
+            .http_only(true)
+            .secure(policy.secure)
+            .same_site(policy.same_site)
+            .expires(cookie::Expiration::DateTime(expires));
+        if let Some(domain) = &policy.domain {
+            builder = builder.domain(domain.clone());
+        }
+        builder.build().to_string()
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(1_808_640_000_999), "Sun, 25 Apr 2027 08:00:00 GMT");
+    }
+
     proptest! {
+        #[test]
+        fn set_cookie_writes_what_the_cookie_crate_writes(
+            ms in 0i64..253_402_300_799_000,
+            secure in any::<bool>(),
+            same_site in prop::sample::select(vec![SameSite::Lax, SameSite::Strict, SameSite::None]),
+            domain in prop::option::of("\\.?[a-z]{1,10}\\.example"),
+            path in "/[a-z/]{0,12}",
+        ) {
+            let policy = CookiePolicy { secure, same_site, domain, ..CookiePolicy::default() };
+            let ours = policy.set_cookie("sAccessToken", "a.b.c", &path, ms).value;
+            prop_assert_eq!(ours, cookie_crate(&policy, "sAccessToken", "a.b.c", &path, ms));
+        }
+
         #[test]
         fn arbitrary_cookie_headers_never_panic(header in ".{0,400}") {
             let _ = SessionCookies::from_cookie_header(&header);

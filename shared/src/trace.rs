@@ -7,57 +7,85 @@ use std::fmt;
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// A `traceparent` value, version 00: `00-<trace id: 32 hex>-<parent id: 16 hex>-<flags: 2 hex>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Kept as its lowercase hex text: the edge only checks, forwards and logs it (and formatting
+/// 128-bit integers would cost the worker's bundle kilobytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
-    trace_id: u128,
-    parent_id: u64,
-    flags: u8,
+    trace_id: String,
+    parent_id: String,
+    flags: String,
 }
 
 impl TraceContext {
-    /// A new trace from random bits (`trace_id` and `parent_id` must not be zero: a zero is
-    /// replaced by one, which the spec allows and which never happens with random input).
-    pub fn new(trace_id: u128, parent_id: u64) -> Self {
-        TraceContext { trace_id: trace_id.max(1), parent_id: parent_id.max(1), flags: 0 }
+    /// A new trace from random bits (an all-zero id, which the spec forbids and random input
+    /// never gives, becomes 1).
+    pub fn new(trace_id: [u8; 16], parent_id: [u8; 8]) -> Self {
+        let nonzero = |mut hex: String| {
+            if hex.bytes().all(|b| b == b'0') {
+                hex.pop();
+                hex.push('1');
+            }
+            hex
+        };
+        TraceContext {
+            trace_id: nonzero(hex(&trace_id)),
+            parent_id: nonzero(hex(&parent_id)),
+            flags: "00".into(),
+        }
     }
 
     /// Reads a `traceparent` header; anything not a valid one is `None` (and is replaced).
     pub fn parse(header: &str) -> Option<Self> {
+        // Fixed offsets: `vv-` then 32, 16 and 2 hex digits separated by `-` (55 bytes). Version
+        // 00 ends there; a later version may add `-…` after, which is ignored.
         let header = header.trim();
-        let mut parts = header.split('-');
+        let bytes = header.as_bytes();
+        let dashes = [2, 35, 52].iter().all(|&at| bytes.get(at) == Some(&b'-'));
+        let ends_right = match bytes.get(55) {
+            None => bytes.len() == 55,
+            Some(b'-') => &header[..2] != "00",
+            Some(_) => false,
+        };
+        if !dashes || !ends_right {
+            return None;
+        }
         let (version, trace, parent, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        // Version 00 has exactly four fields; a later version may add more after these.
-        let valid_version = version.len() == 2 && version != "ff" && is_lower_hex(version);
-        if !valid_version || (version == "00" && parts.next().is_some()) {
-            return None;
-        }
-        if trace.len() != 32 || parent.len() != 16 || flags.len() != 2 {
-            return None;
-        }
-        if !(is_lower_hex(trace) && is_lower_hex(parent) && is_lower_hex(flags)) {
-            return None;
-        }
-        let trace_id = u128::from_str_radix(trace, 16).ok().filter(|id| *id != 0)?;
-        let parent_id = u64::from_str_radix(parent, 16).ok().filter(|id| *id != 0)?;
-        let flags = u8::from_str_radix(flags, 16).ok()?;
-        Some(TraceContext { trace_id, parent_id, flags })
+            (&header[..2], &header[3..35], &header[36..52], &header[53..55]);
+        let nonzero = |text: &str| text.bytes().any(|b| b != b'0');
+        let valid = [version, trace, parent, flags].iter().all(|part| is_lower_hex(part))
+            && version != "ff"
+            && nonzero(trace)
+            && nonzero(parent);
+        valid.then(|| TraceContext {
+            trace_id: trace.into(),
+            parent_id: parent.into(),
+            flags: flags.into(),
+        })
     }
 
     /// The trace id as 32 hex digits: the request id.
-    pub fn trace_id(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
     }
 }
 
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{:032x}-{:016x}-{:02x}", self.trace_id, self.parent_id, self.flags)
+        write!(f, "00-{}-{}-{}", self.trace_id, self.parent_id, self.flags)
     }
 }
 
 fn is_lower_hex(text: &str) -> bool {
     text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|byte| [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -71,6 +99,8 @@ mod tests {
         let context = TraceContext::parse(header).unwrap();
         assert_eq!(context.to_string(), header);
         assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let zero = TraceContext::new([0; 16], [0; 8]);
+        assert_eq!(TraceContext::parse(&zero.to_string()), Some(zero), "never all zeros");
     }
 
     #[test]
@@ -100,7 +130,7 @@ mod tests {
         }
 
         #[test]
-        fn new_contexts_are_always_valid(trace in any::<u128>(), parent in any::<u64>()) {
+        fn new_contexts_are_always_valid(trace in any::<[u8; 16]>(), parent in any::<[u8; 8]>()) {
             let context = TraceContext::new(trace, parent);
             prop_assert_eq!(TraceContext::parse(&context.to_string()), Some(context));
         }

@@ -98,7 +98,7 @@ async fn trace(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(TraceContext::parse)
         .unwrap_or_else(|| TraceContext::new(rand::random(), rand::random()));
-    let request_id = context.trace_id();
+    let request_id = context.trace_id().to_owned();
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
