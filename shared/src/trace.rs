@@ -40,13 +40,16 @@ impl TraceContext {
         // 00 ends there; a later version may add `-…` after, which is ignored.
         let header = header.trim();
         let bytes = header.as_bytes();
-        let dashes = [2, 35, 52].iter().all(|&at| bytes.get(at) == Some(&b'-'));
+        // The dashes first: they make every offset below a character boundary.
+        if ![2, 35, 52].iter().all(|&at| bytes.get(at) == Some(&b'-')) {
+            return None;
+        }
         let ends_right = match bytes.get(55) {
             None => bytes.len() == 55,
             Some(b'-') => &header[..2] != "00",
             Some(_) => false,
         };
-        if !dashes || !ends_right {
+        if !ends_right {
             return None;
         }
         let (version, trace, parent, flags) =
@@ -117,6 +120,11 @@ mod tests {
         ] {
             assert_eq!(TraceContext::parse(header), None, "{header:?}");
         }
+        // Multi-byte characters where the dashes should be are refused, not sliced through
+        // (found by the property test below).
+        let shifted = "\u{1da9b}\u{fffc}\u{11305}\u{1f77b}a\u{1f300}\u{c60} 0A A   0\u{10ac0}A\u{ae} \u{13a0} a\u{1128f}aa\u{b4b}0-";
+        assert_eq!(shifted.as_bytes()[55], b'-');
+        assert_eq!(TraceContext::parse(shifted), None);
         let future = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next";
         assert!(TraceContext::parse(future).is_some(), "later versions may add fields");
     }
