@@ -103,10 +103,14 @@ pub fn decide(isolate: &mut Isolate, request: &EdgeRequest<'_>, now: DateTime<Ut
         if !isolate.config.forward_session_cookies {
             *cookie = request.facts.cookie.and_then(without_session_cookies);
         }
-        // The app's logs join the edge's and the origin's under one trace id.
-        let (trace, new) = isolate.trace_for(request.traceparent);
-        if new {
-            set.push((TRACEPARENT_HEADER.to_owned(), trace.to_string()));
+        // The app's logs join the edge's and the origin's under one trace id. A request the
+        // edge forwards untouched (a public route: no identity to add) stays untouched, its
+        // own `traceparent` included: adding one would cost it a copy of all its headers.
+        if !set.is_empty() {
+            let (trace, new) = isolate.trace_for(request.traceparent);
+            if new {
+                set.push((TRACEPARENT_HEADER.to_owned(), trace.to_string()));
+            }
         }
     }
     decision

@@ -464,10 +464,13 @@ test("one trace id follows a request: kept when valid, made when missing or inva
   const kept = await browser.fetch("/private/trace", { headers: { traceparent: sent } });
   assert.equal(kept.json.headers.traceparent, sent);
   for (const headers of [{}, { traceparent: "00-garbage" }]) {
-    const made = await browser.fetch("/public/trace", { headers });
+    const made = await browser.fetch("/private/trace", { headers });
     assert.match(made.json.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
     assert.notEqual(made.json.headers.traceparent, sent);
   }
+  // A public route passes as it came: nothing added, the client's own header kept.
+  assert.equal((await browser.fetch("/public/trace")).json.headers.traceparent, undefined);
+  assert.equal((await browser.fetch("/public/trace", { headers: { traceparent: sent } })).json.headers.traceparent, sent);
 });
 
 test("parallel refreshes with one token all succeed and agree", async () => {
