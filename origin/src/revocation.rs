@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use latch_shared::api::{blacklist_key, paths, BlacklistEntry, BlacklistRequest};
+use latch_shared::api::{
+    blacklist_key, blacklist_ttl_secs, paths, BlacklistEntry, BlacklistRequest,
+};
 use latch_shared::secret::Secret;
 use serde_json::{json, Value};
 
@@ -44,10 +46,9 @@ impl Publisher {
         }
     }
 
-    /// How long a blacklist entry must live: past the expiry of every access token minted
-    /// before the revocation.
+    /// How long a blacklist entry must live (the rule the edge uses too).
     pub fn blacklist_ttl(access_token_lifetime: Duration) -> Duration {
-        (access_token_lifetime + Duration::from_secs(10)).max(Duration::from_secs(60))
+        Duration::from_secs(blacklist_ttl_secs(access_token_lifetime.as_secs()))
     }
 
     /// Whether revocations go anywhere (no edge configured: nowhere).

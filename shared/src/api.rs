@@ -206,6 +206,13 @@ pub struct BlacklistRequest {
     pub entries: Vec<BlacklistEntry>,
 }
 
+/// How long a revoked session's blacklist entry lives: past the expiry of every access token
+/// minted before the revocation (their lifetime plus a margin for clock skew), and at least
+/// KV's minimum TTL of 60 s.
+pub fn blacklist_ttl_secs(access_token_lifetime_secs: u64) -> u64 {
+    (access_token_lifetime_secs + 10).max(60)
+}
+
 /// The KV key under which the edge looks up a revoked session.
 pub fn blacklist_key(session_handle: &str) -> String {
     format!("revoked:{session_handle}")

@@ -67,10 +67,9 @@ impl SharedSettings {
         Ok(())
     }
 
-    /// How long a revoked session's blacklist entry lives: its last access token's lifetime
-    /// plus a margin for clock skew.
+    /// How long a revoked session's blacklist entry lives ([`crate::api::blacklist_ttl_secs`]).
     pub fn blacklist_ttl_secs(&self) -> u64 {
-        (self.access_token_lifetime_secs + 10).max(60)
+        crate::api::blacklist_ttl_secs(self.access_token_lifetime_secs)
     }
 }
 
