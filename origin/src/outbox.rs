@@ -223,13 +223,11 @@ impl Outbox {
                 return Ok(false);
             }
         };
-        let (counter, useful_for) = match &delivery {
-            Delivery::Blacklist(_) => (&self.metrics.blacklist_writes, self.blacklist_useful_for),
-            Delivery::Theft(_) => (&self.metrics.theft_webhooks, THEFT_EVENT_MAX_AGE),
-        };
-        let count = match &delivery {
-            Delivery::Blacklist(handles) => handles.len() as u64,
-            Delivery::Theft(_) => 1,
+        let (counter, useful_for, count) = match &delivery {
+            Delivery::Blacklist(handles) => {
+                (&self.metrics.blacklist_writes, self.blacklist_useful_for, handles.len() as u64)
+            }
+            Delivery::Theft(_) => (&self.metrics.theft_webhooks, THEFT_EVENT_MAX_AGE, 1),
         };
         if now - row.created_at > millis(useful_for) {
             // A blacklist entry this late guards nothing: every token it was for has expired.

@@ -224,6 +224,17 @@ async fn usage_reports_are_checked_and_need_a_credential(store: Store) {
         let reply = origin.api(Method::POST, &used, Some(body.clone())).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
     }
+    for (body, status) in [
+        ("[".repeat(10_000), StatusCode::BAD_REQUEST),
+        ("x".repeat(2 << 20), StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let request = axum::http::Request::post(&used)
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        assert_eq!(origin.send(request).await.status, status);
+    }
     let unknown =
         origin.api(Method::POST, "/v1/sessions/nope/used", Some(json!({"generation": 1}))).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "not a handle");
