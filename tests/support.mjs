@@ -153,6 +153,8 @@ export async function startUpstream() {
         });
       }
       if (url.pathname === "/logout") headers["x-latch-logout"] = "1";
+      // An app that marks its answer cacheable, unaware that the edge sets cookies on it.
+      if (url.searchParams.has("cacheable")) headers["cache-control"] = "public, max-age=600";
       if (url.pathname === "/bad-login") headers["x-latch-login"] = "{not json";
       if (url.pathname === "/deep-login") headers["x-latch-login"] = `{"user_id":"x","jwt_payload":${"[".repeat(2000)}`;
       if (url.pathname === "/big-login") {

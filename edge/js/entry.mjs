@@ -1,19 +1,120 @@
-// The Latch edge's entry module: I/O only. Each request's facts cross into WASM once, as plain
-// strings, to `decide`; forwarding of headers and bodies stays native. Every rule lives in Rust
-// (edge/src on the shared engine in shared/src/engine.rs): this file only carries out decisions.
+// The Latch edge's entry module: it does the I/O and none of the deciding. Each request's facts
+// cross into WASM once (`start`); the Rust machine answers with a step (load the origin's
+// settings, read or write KV, read the body, call the origin, forward to the app, respond),
+// which this loop carries out and reports (`resume`) until the request ends. The steps and
+// outcomes are documented in edge/src/step.rs; every rule lives in Rust (edge/src, on the shared
+// engine in shared/src/engine.rs). Headers and bodies never cross: forwarding stays native.
 import * as edge from "../build/glue.js";
 
 // What `configure` said, once per isolate (and again after the instance is rebuilt).
 let plan = null;
 // The generic 500, kept across rebuilds: a crashed instance cannot be asked for it.
 let internalError = { status: 500, headers: [], body: "" };
-// The load of the origin's settings under way, which concurrent requests share.
-let loading = null;
+// The settings load under way in this isolate, for requests the machine tells to wait on it
+// (the machine alone decides which request loads).
+let settingsLoad = null;
+// Each request's number in the machine's table of requests in flight.
+let nextId = 0;
 
-function reply({ status, headers, body }) {
+const START = '{"outcome":"start"}';
+
+async function handle(request, env, ctx) {
+  if (plan === null) {
+    plan = JSON.parse(edge.configure(env));
+    internalError = plan.internal_error;
+  }
+  if (!plan.ok) return reply(request, internalError);
+  const h = request.headers;
+  const facts = JSON.stringify({
+    method: request.method,
+    url: request.url,
+    headers: plan.fact_headers.map((name) => h.get(name)),
+  });
+  const id = (nextId = (nextId + 1) >>> 0);
+  let step = JSON.parse(edge.start(id, facts));
+  let answer = null; // the app's answer, once forwarded
+  try {
+    for (;;) {
+      let outcome;
+      switch (step.do) {
+        case "respond":
+          answer?.body?.cancel().catch(() => {});
+          return reply(request, step);
+        case "amend":
+          return amend(answer, step);
+        case "forward":
+          try {
+            answer = await forward(request, step, ctx);
+          } catch (err) {
+            console.error("latch-edge: upstream app unreachable", err);
+            outcome = { outcome: "app_unreachable" };
+            break;
+          }
+          if (!plan.instructions.some((name) => answer.headers.has(name))) {
+            edge.finish(id);
+            return step.response ? amend(answer, step.response) : answer;
+          }
+          outcome = {
+            outcome: "app",
+            login: answer.headers.get(plan.instructions[0]),
+            logout: answer.headers.has(plan.instructions[1]),
+          };
+          break;
+        default:
+          outcome = await perform(step, request, env);
+      }
+      step = JSON.parse(edge.resume(id, JSON.stringify(outcome)));
+    }
+  } catch (err) {
+    // A trapped instance is rebuilt whole (below); otherwise the machine lets the request go.
+    if (!(err instanceof WebAssembly.RuntimeError)) edge.finish(id);
+    throw err;
+  }
+}
+
+function perform(step, request, env) {
+  switch (step.do) {
+    case "load_settings":
+      return loadSettingsShared(step);
+    case "await_settings":
+      return Promise.resolve(settingsLoad).then(() => ({ outcome: "waited" }));
+    case "read_blacklist":
+      return env[plan.kv_binding].get(step.key).then(
+        (value) => ({ outcome: "blacklist", revoked: value !== null }),
+        (err) => {
+          console.error("latch-edge: KV read failed", err);
+          return { outcome: "blacklist" };
+        },
+      );
+    case "write_blacklist":
+      return Promise.all(
+        step.entries.map((entry) => env[plan.kv_binding].put(entry.key, "1", { expirationTtl: entry.ttl_secs })),
+      ).then(
+        () => ({ outcome: "written" }),
+        (err) => ({ outcome: "written", error: String(err) }),
+      );
+    case "read_body":
+      return readBody(request, step.limit);
+    case "call_origin":
+      return callOrigin(step);
+  }
+  throw new Error(`latch-edge: no way to carry out ${step.do}`);
+}
+
+function reply(request, { status, headers, body }) {
+  // Answered without reading the body: cancel it, so the runtime is not left holding it.
+  if (request.body !== null && !request.bodyUsed) request.body.cancel().catch(() => {});
   const out = new Headers();
   for (const [name, value] of headers) out.append(name, value);
   return new Response(body === "" ? null : body, { status, headers: out });
+}
+
+function amend(answer, { delete: removed = [], set = [], append = [] }) {
+  const response = new Response(answer.body, answer);
+  for (const name of removed) response.headers.delete(name);
+  for (const [name, value] of set) response.headers.set(name, value);
+  for (const [name, value] of append) response.headers.append(name, value);
+  return response;
 }
 
 function latchHeader(name) {
@@ -21,88 +122,109 @@ function latchHeader(name) {
   return name.replaceAll("_", "-").startsWith(plan.latch_header_prefix);
 }
 
-async function handle(request, env, ctx) {
-  if (plan === null) {
-    plan = JSON.parse(edge.configure(env));
-    internalError = plan.internal_error;
-  }
-  if (!plan.ok) return reply(internalError);
-  const url = new URL(request.url);
-  const h = request.headers;
-  const decideNow = () =>
-    JSON.parse(
-      edge.decide(
-        request.method, url.pathname, h.get("cookie"), h.get("authorization"),
-        h.get(plan.anti_csrf_header), h.get("origin"), h.has("access-control-request-method"),
-        h.get("sec-fetch-mode"), h.get("sec-fetch-site"), url.origin, url.search,
-        h.get("traceparent"), Date.now(),
-      ),
+function forward(request, step, ctx) {
+  if (step.background) {
+    ctx.waitUntil(
+      callOrigin(step.background).then((answer) => {
+        if (answer.error !== undefined || answer.status >= 300) {
+          console.warn("latch-edge: could not report a session's use", answer.error ?? answer.status);
+        }
+      }),
     );
-  let decision = decideNow();
-  if (decision.do === "load_settings") {
-    loading ??= edge.load_settings(decision.fresh).finally(() => (loading = null));
-    await loading;
-    decision = decideNow();
-  }
-  switch (decision.do) {
-    case "forward":
-      break;
-    case "respond":
-      return reply(decision);
-    case "endpoint":
-      return edge.endpoint(request, env);
-    default:
-      throw new Error(`latch-edge: no way to carry out ${decision.do}`);
-  }
-  if (decision.report) {
-    // The first sight of this token here: tell the origin off the request path.
-    ctx.waitUntil(edge.report_use(decision.report.session, decision.report.generation));
-  }
-  if (decision.blacklist) {
-    let state;
-    try {
-      state = (await env.BLACKLIST.get(decision.blacklist.key)) === null ? 0 : 1;
-    } catch (err) {
-      console.error("latch-edge: KV read failed", err);
-      state = 2;
-    }
-    const refusal = edge.blacklist_result(
-      decision.blacklist.session, state, decision.blacklist.page_load === true, Date.now(),
-    );
-    if (refusal !== "") return reply(JSON.parse(refusal));
   }
   // Copy the headers only when something must change: most requests pass as they came.
-  let headers = h;
+  let headers = request.headers;
   let spoofed = null;
-  for (const name of h.keys()) if (latchHeader(name)) (spoofed ??= []).push(name);
-  if (spoofed !== null || decision.set || decision.cookie !== undefined) {
-    headers = new Headers(h);
+  for (const name of headers.keys()) if (latchHeader(name)) (spoofed ??= []).push(name);
+  if (spoofed !== null || step.set || step.cookie !== undefined) {
+    headers = new Headers(headers);
     for (const name of spoofed ?? []) headers.delete(name);
-    for (const [name, value] of decision.set ?? []) headers.set(name, value);
-    if (decision.cookie === "") headers.delete("cookie");
-    else if (decision.cookie !== undefined) headers.set("cookie", decision.cookie);
+    for (const [name, value] of step.set ?? []) headers.set(name, value);
+    if (step.cookie === "") headers.delete("cookie");
+    else if (step.cookie !== undefined) headers.set("cookie", step.cookie);
   }
   const init = { method: request.method, headers, redirect: "manual" };
   if (request.body !== null) init.body = request.body;
-  let response;
+  return fetch(step.url, init);
+}
+
+async function callOrigin({ method, url, headers = [], body }) {
+  const init = { method, headers: new Headers(headers) };
+  init.headers.set("authorization", plan.origin_authorization);
+  if (body !== undefined) {
+    init.headers.set("content-type", "application/json");
+    init.body = body;
+  }
   try {
-    response = await fetch(plan.upstream + url.pathname + url.search, init);
+    const response = await fetch(url, init);
+    const text = await response.text();
+    return { outcome: "origin", status: response.status, body: text, retry_after: response.headers.get("retry-after") };
   } catch (err) {
-    console.error("latch-edge: upstream app unreachable", err);
-    return reply(JSON.parse(edge.upstream_unavailable()));
+    return { outcome: "origin", error: String(err) };
   }
-  if (plan.instructions.some((name) => response.headers.has(name))) {
-    response = await edge.app_instruction(request, response, env);
-  }
-  if (decision.response) {
-    response = new Response(response.body, response);
-    for (const [name, value] of decision.response) {
-      // `Vary` keeps the app's values; the CORS headers are the edge's own.
-      if (name === "vary") response.headers.append(name, value);
-      else response.headers.set(name, value);
+}
+
+function loadSettingsShared(step) {
+  const load = loadSettings(step);
+  settingsLoad = load;
+  return load.finally(() => {
+    if (settingsLoad === load) settingsLoad = null;
+  });
+}
+
+// The settings document: from the Cache API (shared by the isolates of a location, bounded by
+// the origin's Cache-Control) unless the load is fresh, then from the origin.
+async function loadSettings({ url, fresh }) {
+  try {
+    const cache = caches.default;
+    if (!fresh) {
+      const cached = await cache.match(url);
+      if (cached) return { outcome: "settings", text: await cached.text() };
     }
+    const response = await fetch(url);
+    if (response.status !== 200) return { outcome: "settings", error: `the origin answered ${response.status}` };
+    try {
+      await cache.put(url, response.clone());
+    } catch (err) {
+      console.warn("latch-edge: could not cache the settings", err);
+    }
+    return { outcome: "settings", text: await response.text() };
+  } catch (err) {
+    return { outcome: "settings", error: String(err) };
   }
-  return response;
+}
+
+// The request's body as UTF-8 text, at most `limit` bytes whatever Content-Length says.
+async function readBody(request, limit) {
+  if (Number(request.headers.get("content-length")) > limit) {
+    request.body?.cancel().catch(() => {});
+    return { outcome: "body", too_large: true };
+  }
+  if (request.body === null) return { outcome: "body", text: "" };
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      return { outcome: "body", too_large: true };
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  try {
+    return { outcome: "body", text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    return { outcome: "body" };
+  }
 }
 
 export default {
@@ -116,9 +238,9 @@ export default {
         // from the compiled module so the next request is served by a fresh one.
         edge.__wbg_reset_state();
         plan = null;
-        loading = null;
+        settingsLoad = null;
       }
-      return reply(internalError);
+      return reply(request, internalError);
     }
   },
 };

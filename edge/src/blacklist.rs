@@ -1,75 +1,40 @@
-//! The revocation blacklist in Workers KV: what a read means for the request, and writes for
-//! sessions the edge itself ends (signout, theft, the app's logout, the origin's hook).
+//! The revocation blacklist in Workers KV: what a read means for the request. Reads and writes
+//! are steps the entry carries out (`crate::step::Step::ReadBlacklist`, `WriteBlacklist`);
+//! `crate::isolate` keeps what KV said, so a session is read at most once per interval.
 
-use latch_shared::api::blacklist_key;
 use latch_shared::SessionError;
-use worker::Env;
 
 use crate::config::BlacklistMode;
-use crate::isolate::Isolate;
-use crate::respond::{EdgeError, Reply};
+use crate::log;
 
-/// The KV binding.
-pub const BINDING: &str = "BLACKLIST";
+/// What KV's answer means for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not revoked (or KV unreadable and the deployment fails open).
+    Clear,
+    /// Revoked: refused like any ended session.
+    Revoked(SessionError),
+    /// KV unreadable and the deployment fails closed: nothing is known, so nothing is cleared.
+    Unavailable(SessionError),
+}
 
-/// What KV said about a session, reported by the entry: 0 not revoked, 1 revoked, 2 unreadable.
-/// `None` lets the request through; a reply refuses it.
-pub fn outcome(
-    isolate: &mut Isolate,
-    session: &str,
-    state: u8,
-    page_load: bool,
-    now_ms: f64,
-) -> Option<Reply> {
-    let settings = isolate.settings();
-    let revoked = match state {
-        0 => Some(false),
-        1 => Some(true),
-        _ => None,
-    };
-    isolate.record_blacklist(session, revoked, now_ms);
+/// Reads KV's answer (`None`: KV could not be read).
+pub fn verdict(mode: BlacklistMode, revoked: Option<bool>) -> Verdict {
     match revoked {
-        Some(false) => None,
-        Some(true) => {
-            let err = SessionError::unauthorised("session has been revoked");
-            match (&settings, page_load) {
-                (Some(settings), true) => {
-                    Some(crate::navigation::session_ended(settings, &isolate.config))
-                }
-                _ => Some(EdgeError::Session(err).into_reply(settings.as_deref())),
-            }
-        }
-        None if isolate.config.blacklist == BlacklistMode::FailOpen => {
-            worker::console_warn!("latch-edge: blacklist unreadable, failing open");
-            None
+        Some(false) => Verdict::Clear,
+        Some(true) => Verdict::Revoked(revoked_error()),
+        None if mode == BlacklistMode::FailOpen => {
+            log::warn("blacklist unreadable, failing open");
+            Verdict::Clear
         }
         None => {
-            worker::console_error!("latch-edge: blacklist unreadable, failing closed");
-            let err = SessionError::general("the revocation list is unavailable");
-            Some(Reply::json(503, err.to_json()))
+            log::error("blacklist unreadable, failing closed");
+            Verdict::Unavailable(SessionError::general("the revocation list is unavailable"))
         }
     }
 }
 
-/// Writes a revoked session to KV for `ttl_secs` (at least KV's minimum of 60 s), and marks it
-/// revoked in this isolate at once.
-pub async fn write(env: &Env, handle: &str, ttl_secs: u64) -> Result<(), String> {
-    crate::with_isolate(|isolate| {
-        isolate.record_blacklist(handle, Some(true), js_sys::Date::now())
-    });
-    let kv = env.kv(BINDING).map_err(|err| err.to_string())?;
-    kv.put(&blacklist_key(handle), "1")
-        .map_err(|err| err.to_string())?
-        .expiration_ttl(ttl_secs.max(60))
-        .execute()
-        .await
-        .map_err(|err| err.to_string())
-}
-
-/// [`write`], logging a failure: the session is already revoked at the origin, which also
-/// delivers the entry, so a failed write here never fails the request.
-pub async fn write_logged(env: &Env, handle: &str, ttl_secs: u64) {
-    if let Err(err) = write(env, handle, ttl_secs).await {
-        worker::console_error!("latch-edge: could not blacklist a revoked session: {err}");
-    }
+/// The error of a request whose session has been revoked.
+pub fn revoked_error() -> SessionError {
+    SessionError::unauthorised("session has been revoked")
 }

@@ -1,73 +1,105 @@
-//! The app's instructions on its responses: `x-latch-login` creates a session (the edge sets its
-//! cookies on the app's response), `x-latch-logout` revokes the request's session and clears
-//! them. Both headers are removed before the browser sees the response.
+//! The app's instructions on its answers: `x-latch-login` creates a session (the edge sets its
+//! cookies on the app's answer), `x-latch-logout` revokes the request's session and clears
+//! them. Both headers are removed before the browser sees the answer, and an answer that sets
+//! session cookies is never stored by a cache: its `Cache-Control` is replaced, not added to.
 
+use latch_shared::api::{IssuedSession, RevokeResponse};
 use latch_shared::identity::{parse_login_instruction, LOGIN_HEADER, LOGOUT_HEADER};
-use worker::{Env, Headers, Request, Response};
+use latch_shared::protocol::ResponseHeader;
 
-use crate::origin::Origin;
-use crate::respond::{EdgeError, Reply};
-use crate::{blacklist, to_response, with_isolate};
+use crate::exchange::Exchange;
+use crate::flow::required_settings;
+use crate::io::AppInstruction;
+use crate::origin;
+use crate::respond::EdgeError;
+use crate::step::{Amend, Header, Step};
 
-/// Acts on the instruction in `response` and returns what the browser gets.
-pub async fn apply(req: &Request, response: Response, env: &Env) -> Response {
-    // Fetched responses have immutable headers: work on a copy.
-    let headers = match worker::web_sys::Headers::new_with_headers(&response.headers().0) {
-        Ok(headers) => Headers(headers),
-        Err(err) => return to_response(EdgeError::from(worker::Error::from(err)).into_reply(None)),
-    };
-    let response = response.with_headers(headers);
-    let login = response.headers().get(LOGIN_HEADER).ok().flatten();
-    let logout = response.headers().has(LOGOUT_HEADER).unwrap_or(false);
-    let _ = response.headers().delete(LOGIN_HEADER);
-    let _ = response.headers().delete(LOGOUT_HEADER);
-    let settings = with_isolate(|isolate| isolate.settings()).flatten();
-    let Some(settings) = settings else {
-        let err =
-            EdgeError::OriginUnavailable("no settings to act on the app's instruction".into());
-        return to_response(err.into_reply(None));
-    };
-    let config = with_isolate(|isolate| isolate.config.clone()).expect("configured");
-    let origin = Origin::for_request(&config, req);
-    let added = if let Some(instruction) = login {
-        match parse_login_instruction(&instruction) {
-            Ok(request) => origin.create(&request).await.map(|issued| {
-                Reply::empty(200).with(&settings.cookies.session_headers(&issued.tokens))
-            }),
-            Err(err) => {
-                Err(EdgeError::Internal(format!("the app sent a bad login instruction: {err}")))
-            }
+/// Acts on `instruction` and returns the changes to the app's answer. `session` is the handle
+/// the request was admitted with (a public route's request was not checked: it is then, for a
+/// logout).
+pub async fn apply(
+    mut cx: Exchange,
+    instruction: AppInstruction,
+    session: Option<String>,
+    cors: Vec<Header>,
+) -> Step {
+    let settings = match required_settings(&mut cx).await {
+        Ok(settings) => settings,
+        Err(err) => {
+            let reply = cx.error_reply(err, None);
+            return cx.respond(reply);
         }
-    } else if logout {
-        logout_session(req, env, &origin, settings.blacklist_ttl_secs())
+    };
+    let added = if let Some(text) = instruction.login {
+        login(&mut cx, &text).await.map(|issued| settings.cookies.session_headers(&issued.tokens))
+    } else if instruction.logout {
+        logout(&mut cx, session, settings.blacklist_ttl_secs())
             .await
-            .map(|()| Reply::empty(200).with(&settings.cookies.clear_headers()))
+            .map(|()| settings.cookies.clear_headers())
     } else {
-        Ok(Reply::empty(200))
+        Ok(Vec::new())
     };
     match added {
-        Ok(added) => {
-            for (name, value) in added.no_store_if_setting_cookies().headers {
-                let _ = response.headers().append(&name, &value);
-            }
-            response
-        }
+        Ok(added) => Step::Amend(amend(added, cors)),
         Err(err) => {
-            to_response(err.into_reply_for(Some(&settings), origin.request_id().as_deref()))
+            let reply = cx.error_reply(err, Some(&settings));
+            cx.respond(reply)
         }
     }
 }
 
-/// Revokes the request's session, if it has a valid one.
-async fn logout_session(
-    req: &Request,
-    env: &Env,
-    origin: &Origin<'_>,
+async fn login(cx: &mut Exchange, text: &str) -> Result<IssuedSession, EdgeError> {
+    let request = parse_login_instruction(text).map_err(|err| {
+        EdgeError::Internal(format!("the app sent a bad login instruction: {err}"))
+    })?;
+    let call = origin::create(&cx.config, &request);
+    cx.origin_json(call).await
+}
+
+/// Revokes the request's session, if it has a valid one: without, there is nothing to revoke,
+/// and the cookies are cleared all the same.
+async fn logout(
+    cx: &mut Exchange,
+    session: Option<String>,
     ttl_secs: u64,
 ) -> Result<(), EdgeError> {
-    // Without a valid session there is nothing to revoke: the cookies are cleared all the same.
-    let Ok(handle) = crate::endpoints::authenticate(req).await else { return Ok(()) };
-    origin.revoke(&handle).await?;
-    blacklist::write_logged(env, &handle, ttl_secs).await;
+    let handle = match session {
+        Some(handle) => handle,
+        None => match cx.authenticate().await {
+            Ok(admitted) => admitted.verified.claims.sid,
+            Err(_) => return Ok(()),
+        },
+    };
+    let call = origin::revoke(&cx.config, &handle);
+    cx.origin_json::<RevokeResponse>(call).await?;
+    cx.blacklist(&handle, ttl_secs).await;
     Ok(())
+}
+
+/// The instruction headers removed, the session's headers added, `no-store` in place of the
+/// app's caching, and the CORS headers (the app's `Vary` kept).
+fn amend(added: Vec<ResponseHeader>, cors: Vec<Header>) -> Amend {
+    let mut amend = Amend {
+        delete: vec![LOGIN_HEADER.to_owned(), LOGOUT_HEADER.to_owned()],
+        ..Amend::default()
+    };
+    if added.iter().any(|header| header.name == "set-cookie") {
+        amend.set.push(("cache-control".into(), "no-store".into()));
+    }
+    amend.append.extend(added.into_iter().map(|header| (header.name, header.value)));
+    amend.with_cors(cors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_sets_cookies_replaces_the_apps_caching() {
+        let added = vec![ResponseHeader { name: "set-cookie".into(), value: "a=1".into() }];
+        let amend = amend(added, vec![("vary".into(), "Origin".into())]);
+        assert_eq!(amend.set, vec![("cache-control".to_owned(), "no-store".to_owned())]);
+        assert!(amend.append.contains(&("vary".to_owned(), "Origin".to_owned())));
+        assert!(amend.delete.contains(&LOGIN_HEADER.to_owned()));
+    }
 }

@@ -1,74 +1,105 @@
 //! # latch-edge
 //!
-//! The Cloudflare Worker in front of any web app. A small JS entry (`edge/js/entry.mjs`) owns the
-//! I/O of the common path: it hands each request's facts to [`decide`] once, as plain strings,
-//! and forwards the request natively (method, headers and body untouched but for Latch's own
-//! headers). Everything that decides lives here, in Rust, on the shared request engine
-//! (`latch_shared::engine`): the session check, anti-CSRF, the route rules, the blacklist.
-//! The rare paths that talk to the origin (session endpoints, the app's login and logout
-//! instructions, loading the origin's settings) are async exports that run entirely in Rust.
+//! The Cloudflare Worker in front of any web app, as a step machine. The JS entry
+//! (`edge/js/entry.mjs`) does all the I/O and none of the deciding: it passes each request's
+//! facts in once ([`start`]), carries out the [`Step`] it gets back (load the origin's settings,
+//! read or write KV, call the origin, forward to the app, respond) and reports each
+//! [`Outcome`] ([`resume`]) until the request ends. Headers and bodies stay in the entry; the
+//! steps and outcomes are plain data ([`step`]), so the same flows run on workerd and in native
+//! tests, where the test plays the entry ([`Edge`]).
 //!
-//! This file only dispatches: [`decide`] makes the decision, [`endpoints`] serves the session
-//! endpoints, [`instructions`] acts on the app's answers, [`settings`] loads the origin's
-//! settings, [`blacklist`] reads and writes KV, [`respond`] builds every answer.
+//! [`flow`] is one request from its facts to its answer, on the shared request engine
+//! (`latch_shared::engine`) through [`admission`]; [`endpoints`] serves the edge's own
+//! endpoints, [`instructions`] acts on the app's answers; [`exchange`] is what a request's flow
+//! holds (trace, settings, session check, origin calls); [`io`] turns awaits into steps;
+//! [`respond`] builds every answer the edge writes itself.
 
+mod admission;
 mod blacklist;
 mod config;
-pub mod decide;
 mod endpoints;
+mod exchange;
+mod flow;
 mod instructions;
-pub mod isolate;
+mod io;
+mod isolate;
+mod log;
 mod navigation;
 mod origin;
 mod respond;
 mod settings;
+pub mod step;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
-use chrono::{DateTime, Utc};
-use latch_shared::engine::RequestFacts;
 use latch_shared::identity::{HEADER_PREFIX, LOGIN_HEADER, LOGOUT_HEADER};
-use latch_shared::protocol::ANTI_CSRF_HEADER;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use worker::Env;
 
 pub use config::{BlacklistMode, EdgeConfig};
-use decide::{Decision, EdgeRequest};
+pub use exchange::Clock;
+use exchange::Exchange;
+pub use io::Machine;
 use isolate::Isolate;
-use respond::{internal_error, EdgeError, Reply};
+use respond::{internal_error, Reply};
+use step::{Facts, Outcome, Request, Step, FACT_HEADERS};
+
+/// One isolate's edge: its configuration and what it keeps between requests, and a
+/// [`Machine`] for each request.
+pub struct Edge {
+    isolate: Rc<RefCell<Isolate>>,
+    clock: Clock,
+}
+
+impl Edge {
+    pub fn new(config: EdgeConfig, clock: Clock) -> Edge {
+        Edge { isolate: Rc::new(RefCell::new(Isolate::new(config))), clock }
+    }
+
+    /// The machine for one request; its first step comes from `resume(Outcome::Start)`.
+    pub fn request(&self, facts: Facts) -> Machine {
+        let io = io::Io::default();
+        let request = Request::from_facts(facts);
+        let exchange = Exchange::new(self.isolate.clone(), io.clone(), request, self.clock.clone());
+        Machine::new(io, flow::serve(exchange))
+    }
+}
+
+/// The KV namespace binding of the revocation blacklist.
+pub const KV_BINDING: &str = "BLACKLIST";
+
+/// The requests in flight in this isolate, by the entry's id for each.
+#[derive(Default)]
+struct InFlight {
+    machines: HashMap<u32, Machine>,
+}
+
+/// Requests in flight past this many means the entry lost some (it always ends each one with
+/// a final step or [`finish`]): they are dropped rather than kept forever.
+const MAX_IN_FLIGHT: usize = 10_000;
 
 thread_local! {
-    /// The isolate's state; `None` until the entry calls [`configure`], or when the
-    /// configuration is invalid.
-    static ISOLATE: RefCell<Option<Isolate>> = const { RefCell::new(None) };
+    /// `None` until the entry calls [`configure`], or when the configuration is invalid.
+    static EDGE: RefCell<Option<Edge>> = const { RefCell::new(None) };
+    static IN_FLIGHT: RefCell<InFlight> = RefCell::new(InFlight::default());
 }
 
-/// Runs `f` on the isolate's state.
-fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> Option<T> {
-    ISOLATE.with(|cell| cell.borrow_mut().as_mut().map(f))
-}
-
-fn now(now_ms: f64) -> DateTime<Utc> {
-    // std::time and chrono's clock do not work on wasm32-unknown-unknown: the entry passes
-    // `Date.now()` in.
-    DateTime::from_timestamp_millis(now_ms as i64).unwrap_or_default()
-}
-
-fn js_now() -> DateTime<Utc> {
-    now(js_sys::Date::now())
-}
-
-/// What the entry needs to know once per isolate: whether the configuration is valid, where
-/// the app is, which request headers are Latch's (stripped from every forwarded request) and
-/// which response headers are the app's instructions.
+/// What the entry needs to know once per isolate: whether the configuration is valid, which
+/// request headers are Latch's (stripped from every forwarded request), which header values the
+/// machine reads, which response headers are the app's instructions, and the edge's
+/// credential for the origin's API.
 #[derive(Serialize)]
 struct EntryPlan {
     ok: bool,
-    upstream: String,
     latch_header_prefix: &'static str,
-    anti_csrf_header: &'static str,
+    fact_headers: [&'static str; FACT_HEADERS.len()],
     instructions: [&'static str; 2],
+    /// The Workers KV binding of the blacklist (`wrangler.toml`).
+    kv_binding: &'static str,
+    origin_authorization: String,
     internal_error: Reply,
 }
 
@@ -83,140 +114,100 @@ pub fn configure(env: &Env) -> String {
             .or_else(|_| env.var(name).map(|value| value.to_string()))
             .ok()
     });
-    let upstream = match config {
+    let origin_authorization = match config {
         Ok(config) => {
-            let upstream = config.upstream_url.clone();
-            let mut isolate = Isolate::new(config);
+            let authorization = format!("Bearer {}", config.edge_secret.expose());
+            let edge = Edge::new(config, Rc::new(|| now(js_sys::Date::now())));
             // Trace ids need uniqueness, not secrecy: 53 random bits from each of two draws.
             let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64
                 ^ ((js_sys::Math::random() * 2f64.powi(53)) as u64).rotate_left(32);
-            isolate.seed_traces(seed);
-            ISOLATE.with(|cell| *cell.borrow_mut() = Some(isolate));
-            Some(upstream)
+            edge.isolate.borrow_mut().seed_traces(seed);
+            EDGE.with(|cell| *cell.borrow_mut() = Some(edge));
+            Some(authorization)
         }
         Err(err) => {
-            worker::console_error!("latch-edge: invalid configuration: {err}");
+            log::error(&format!("invalid configuration: {err}"));
             None
         }
     };
     let plan = EntryPlan {
-        ok: upstream.is_some(),
-        upstream: upstream.unwrap_or_default(),
+        ok: origin_authorization.is_some(),
         latch_header_prefix: HEADER_PREFIX,
-        anti_csrf_header: ANTI_CSRF_HEADER,
+        fact_headers: FACT_HEADERS,
         instructions: [LOGIN_HEADER, LOGOUT_HEADER],
+        kv_binding: KV_BINDING,
+        origin_authorization: origin_authorization.unwrap_or_default(),
         internal_error: internal_error(),
     };
     serde_json::to_string(&plan).expect("the plan serialises")
 }
 
-/// The one call per request on the common path: the request's facts in, a [`Decision`] out.
-#[wasm_bindgen]
-#[allow(clippy::too_many_arguments)]
-pub fn decide(
-    method: &str,
-    path: &str,
-    cookie: Option<String>,
-    authorization: Option<String>,
-    anti_csrf: Option<String>,
-    origin: Option<String>,
-    preflight: bool,
-    sec_fetch_mode: Option<String>,
-    sec_fetch_site: Option<String>,
-    own_origin: &str,
-    query: &str,
-    traceparent: Option<String>,
-    now_ms: f64,
-) -> String {
-    let request = EdgeRequest {
-        facts: RequestFacts {
-            method,
-            path,
-            cookie: cookie.as_deref(),
-            authorization: authorization.as_deref(),
-            anti_csrf: anti_csrf.as_deref(),
-            same_origin: false,
-        },
-        origin: origin.as_deref(),
-        preflight,
-        sec_fetch_mode: sec_fetch_mode.as_deref(),
-        sec_fetch_site: sec_fetch_site.as_deref(),
-        own_origin,
-        query,
-        traceparent: traceparent.as_deref(),
-    };
-    let decision = with_isolate(|isolate| decide::decide(isolate, &request, now(now_ms)))
-        .unwrap_or_else(|| Decision::Respond(internal_error()));
-    serde_json::to_string(&decision).expect("a decision serialises")
+fn now(now_ms: f64) -> chrono::DateTime<chrono::Utc> {
+    // std::time and chrono's clock do not work on wasm32-unknown-unknown.
+    chrono::DateTime::from_timestamp_millis(now_ms as i64).unwrap_or_default()
 }
 
-/// KV's answer for a session the decision asked about: `state` is 0 (not revoked), 1 (revoked)
-/// or 2 (KV unreadable). Returns an empty string to go on forwarding, or a reply to send.
+/// Starts request `id` (the entry's number for it) from its facts (JSON [`Facts`]); returns
+/// its first step (JSON [`Step`]).
 #[wasm_bindgen]
-pub fn blacklist_result(session: &str, state: u8, page_load: bool, now_ms: f64) -> String {
-    let reply =
-        with_isolate(|isolate| blacklist::outcome(isolate, session, state, page_load, now_ms))
-            .unwrap_or_else(|| Some(internal_error()));
-    match reply {
-        Some(reply) => serde_json::to_string(&reply).expect("a reply serialises"),
-        None => String::new(),
-    }
-}
-
-/// The reply when the app cannot be reached.
-#[wasm_bindgen]
-pub fn upstream_unavailable() -> String {
-    worker::console_error!("latch-edge: upstream app unreachable");
-    serde_json::to_string(&EdgeError::UpstreamUnavailable.into_reply(None))
-        .expect("a reply serialises")
-}
-
-/// Loads the origin's settings and keys into the isolate (`fresh` bypasses the shared cache).
-#[wasm_bindgen]
-pub async fn load_settings(fresh: bool) {
-    let Some(config) = with_isolate(|isolate| isolate.config.clone()) else { return };
-    let fetched = settings::fetch(&config, fresh).await;
-    with_isolate(|isolate| {
-        isolate.loading = false;
-        match fetched {
-            Ok((settings, keys)) => isolate.install(settings, keys, js_sys::Date::now()),
-            Err(err) => {
-                isolate.forget_unknown_kids();
-                worker::console_warn!("latch-edge: could not load the origin's settings: {err}")
-            }
+pub fn start(id: u32, facts: &str) -> String {
+    let machine = match serde_json::from_str::<Facts>(facts) {
+        Ok(facts) => EDGE.with(|edge| edge.borrow().as_ref().map(|edge| edge.request(facts))),
+        Err(err) => {
+            log::error(&format!("the entry passed facts that do not parse: {err}"));
+            None
         }
-    });
-}
-
-/// Tells the origin that an access token of refresh generation `generation` was first seen in
-/// use here (run off the request path, in `waitUntil`). A report that fails is logged and
-/// dropped: the origin then learns of the use from the successor's refresh instead.
-#[wasm_bindgen]
-pub async fn report_use(session: String, generation: f64) {
-    let Some(config) = with_isolate(|isolate| isolate.config.clone()) else { return };
-    let origin = origin::Origin::background(&config);
-    if let Err(err) = origin.report_use(&session, generation as u64).await {
-        worker::console_warn!("latch-edge: could not report a session's use: {err}");
+    };
+    match machine {
+        Some(machine) => run(id, machine, Outcome::Start),
+        None => to_json(&Step::Respond(internal_error())),
     }
 }
 
-/// Serves a session endpoint: refresh, signout, session info, the origin's blacklist hook and
-/// CORS preflights.
+/// Reports the outcome of request `id`'s last step (JSON [`Outcome`]); returns its next step.
 #[wasm_bindgen]
-pub async fn endpoint(request: web_sys::Request, env: Env) -> web_sys::Response {
-    endpoints::serve(worker::Request::from(request), &env).await.into()
+pub fn resume(id: u32, outcome: &str) -> String {
+    let outcome = match serde_json::from_str::<Outcome>(outcome) {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            log::error(&format!("the entry reported an outcome that does not parse: {err}"));
+            finish(id);
+            return to_json(&Step::Respond(internal_error()));
+        }
+    };
+    match IN_FLIGHT.with(|in_flight| in_flight.borrow_mut().machines.remove(&id)) {
+        Some(machine) => run(id, machine, outcome),
+        None => {
+            log::error("the entry resumed a request that is not in flight");
+            to_json(&Step::Respond(internal_error()))
+        }
+    }
 }
 
-/// Acts on the app's login or logout instruction in `response` and removes it.
+/// Ends request `id` where it stands (the app's answer carried no instruction, or the entry
+/// failed).
 #[wasm_bindgen]
-pub async fn app_instruction(
-    request: web_sys::Request,
-    response: web_sys::Response,
-    env: Env,
-) -> web_sys::Response {
-    instructions::apply(&worker::Request::from(request), worker::Response::from(response), &env)
-        .await
-        .into()
+pub fn finish(id: u32) {
+    IN_FLIGHT.with(|in_flight| in_flight.borrow_mut().machines.remove(&id));
+}
+
+fn run(id: u32, mut machine: Machine, outcome: Outcome) -> String {
+    let step = machine.resume(outcome);
+    if !step.is_final() && !machine.is_done() {
+        IN_FLIGHT.with(|in_flight| {
+            let machines = &mut in_flight.borrow_mut().machines;
+            if machines.len() >= MAX_IN_FLIGHT {
+                log::error("more requests in flight than any isolate serves: dropping them");
+                machines.clear();
+            }
+            machines.insert(id, machine);
+        });
+    }
+    to_json(&step)
+}
+
+fn to_json(step: &Step) -> String {
+    serde_json::to_string(step).expect("a step serialises")
 }
 
 /// Panics are logged with their message before the instance traps; the entry then rebuilds
@@ -230,20 +221,4 @@ fn console_error_panic_hook() {
             previous(info);
         }));
     });
-}
-
-/// Turns a [`Reply`] into a `worker::Response`.
-pub(crate) fn to_response(reply: Reply) -> worker::Response {
-    let headers = worker::Headers::new();
-    for (name, value) in &reply.headers {
-        let _ = headers.append(name, value);
-    }
-    let response = if reply.body.is_empty() {
-        worker::Response::empty()
-    } else {
-        worker::Response::ok(reply.body)
-    };
-    response
-        .map(|response| response.with_status(reply.status).with_headers(headers))
-        .unwrap_or_else(|_| worker::Response::error("edge error", 500).expect("a plain 500"))
 }

@@ -1,20 +1,55 @@
-//! The edge's client for the origin's API, authenticated with the edge secret. Calls made for a
-//! client's request carry that client's address (the key of the origin's per-address rate
-//! limits) and the request's W3C trace context, so the origin's logs line up with the edge's.
+//! The edge's calls to the origin's API, as [`OriginCall`] steps the entry carries out with the
+//! edge secret, and the one reading of the origin's answers. Calls made for a client's request
+//! carry that client's address (the key of the origin's per-address rate limits) and the
+//! request's trace context (`crate::exchange::Exchange::origin_call`).
 
-use latch_shared::api::{
-    paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, UsageReport,
-    CLIENT_ADDRESS_HEADER,
-};
-use latch_shared::trace::{TraceContext, TRACEPARENT_HEADER};
+use latch_shared::api::{paths, CreateSessionRequest, RefreshRequest, UsageReport};
 use latch_shared::SessionError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 use crate::config::EdgeConfig;
+use crate::io::OriginAnswer;
 use crate::respond::EdgeError;
-use crate::with_isolate;
+use crate::step::OriginCall;
+
+fn call(config: &EdgeConfig, method: &'static str, path: &str, body: Option<String>) -> OriginCall {
+    OriginCall { method, url: format!("{}{path}", config.origin_url), headers: Vec::new(), body }
+}
+
+fn json(value: &impl serde::Serialize) -> Option<String> {
+    Some(serde_json::to_string(value).expect("API types serialise"))
+}
+
+pub fn refresh(config: &EdgeConfig, refresh_token: String) -> OriginCall {
+    call(config, "POST", paths::REFRESH, json(&RefreshRequest { refresh_token }))
+}
+
+pub fn create(config: &EdgeConfig, request: &CreateSessionRequest) -> OriginCall {
+    call(config, "POST", paths::SESSIONS, json(request))
+}
+
+/// An access token of refresh generation `generation` seen in use here for the first time:
+/// from then on, the refresh token before it is spent (theft if presented again).
+pub fn report_use(config: &EdgeConfig, handle: &str, generation: u64) -> OriginCall {
+    call(config, "POST", &paths::session_used(handle), json(&UsageReport { generation }))
+}
+
+pub fn revoke(config: &EdgeConfig, handle: &str) -> OriginCall {
+    call(config, "DELETE", &paths::session(handle), None)
+}
+
+/// The session info, answered as the origin's JSON text (`{"session_info": …}`).
+pub fn session_info(config: &EdgeConfig, handle: &str) -> OriginCall {
+    call(config, "GET", &paths::session_info(handle), None)
+}
+
+/// Overwrites the session info with `body` as the client sent it: the origin is the one that
+/// parses and validates it (with its own size and nesting limits), and its refusals reach the
+/// client unchanged.
+pub fn update_session_info(config: &EdgeConfig, handle: &str, body: String) -> OriginCall {
+    call(config, "PUT", &paths::session_info(handle), Some(body))
+}
 
 /// The origin's error body: a session error, or a request error such as BAD_REQUEST.
 #[derive(Deserialize)]
@@ -22,136 +57,63 @@ struct ErrorBody {
     error: String,
 }
 
-/// The origin, as called for one request.
-pub struct Origin<'a> {
-    config: &'a EdgeConfig,
-    /// `CF-Connecting-IP`: the client's address as Cloudflare saw it.
-    client_address: Option<String>,
-    trace: Option<TraceContext>,
+/// The body of a successful answer, or the error it means.
+pub fn read_answer(answer: Result<OriginAnswer, String>) -> Result<String, EdgeError> {
+    let OriginAnswer { status, body, retry_after } =
+        answer.map_err(EdgeError::OriginUnavailable)?;
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    if status == 401 || status == 403 {
+        return Err(EdgeError::Internal(format!(
+            "the origin refused the edge's secret ({status})"
+        )));
+    }
+    if !(400..500).contains(&status) {
+        return Err(EdgeError::OriginUnavailable(format!("origin answered {status}")));
+    }
+    // A session error is re-answered with the edge's cookie handling; any other client error
+    // (a value refused, a body over the limit, a rate limit) goes back as the origin said it.
+    if let Ok(err) = serde_json::from_str::<SessionError>(&body) {
+        return Err(EdgeError::Session(err));
+    }
+    match serde_json::from_str::<ErrorBody>(&body) {
+        Ok(error) if !error.error.is_empty() => {
+            Err(EdgeError::Refused { status, body, retry_after })
+        }
+        _ => Err(EdgeError::OriginUnavailable(format!("origin answered {status}"))),
+    }
 }
 
-impl<'a> Origin<'a> {
-    /// Calls on behalf of `req`'s client.
-    pub fn for_request(config: &'a EdgeConfig, req: &Request) -> Self {
-        let header = |name: &str| req.headers().get(name).ok().flatten();
-        let traceparent = header(TRACEPARENT_HEADER);
-        let trace = with_isolate(|isolate| isolate.trace_for(traceparent.as_deref()).0);
-        Origin { config, client_address: header("cf-connecting-ip"), trace }
+/// [`read_answer`], parsed as `T`.
+pub fn read_json<T: DeserializeOwned>(
+    answer: Result<OriginAnswer, String>,
+) -> Result<T, EdgeError> {
+    let body = read_answer(answer)?;
+    serde_json::from_str(&body)
+        .map_err(|err| EdgeError::OriginUnavailable(format!("origin answered bad JSON: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Result<OriginAnswer, String> {
+        Ok(OriginAnswer { status, body: body.into(), retry_after: Some("7".into()) })
     }
 
-    /// Calls of the edge's own (off any client's request).
-    pub fn background(config: &'a EdgeConfig) -> Self {
-        Origin { config, client_address: None, trace: None }
-    }
-
-    /// The id of the request these calls are for (its trace id), for log lines.
-    pub fn request_id(&self) -> Option<String> {
-        self.trace.as_ref().map(|trace| trace.trace_id().to_owned())
-    }
-
-    pub async fn refresh(&self, refresh_token: String) -> Result<IssuedSession, EdgeError> {
-        let body = serde_json::to_string(&RefreshRequest { refresh_token }).expect("serialises");
-        self.call(Method::Post, paths::REFRESH, Some(body)).await
-    }
-
-    pub async fn create(&self, request: &CreateSessionRequest) -> Result<IssuedSession, EdgeError> {
-        let body = serde_json::to_string(request).expect("serialises");
-        self.call(Method::Post, paths::SESSIONS, Some(body)).await
-    }
-
-    /// Reports an access token of refresh generation `generation` seen in use here for the
-    /// first time: from then on, the refresh token before it is spent (theft if presented
-    /// again).
-    pub async fn report_use(&self, handle: &str, generation: u64) -> Result<(), EdgeError> {
-        let body = serde_json::to_string(&UsageReport { generation }).expect("serialises");
-        self.call_raw(Method::Post, &paths::session_used(handle), Some(body)).await.map(drop)
-    }
-
-    pub async fn revoke(&self, handle: &str) -> Result<RevokeResponse, EdgeError> {
-        self.call(Method::Delete, &paths::session(handle), None).await
-    }
-
-    /// The session info as the origin's JSON text (`{"session_info": …}`).
-    pub async fn session_info(&self, handle: &str) -> Result<String, EdgeError> {
-        self.call_raw(Method::Get, &paths::session_info(handle), None).await
-    }
-
-    /// Overwrites the session info with `body` as the client sent it: the origin is the one
-    /// that parses and validates it (with its own size and nesting limits), and its refusals
-    /// reach the client unchanged.
-    pub async fn update_session_info(
-        &self,
-        handle: &str,
-        body: String,
-    ) -> Result<String, EdgeError> {
-        self.call_raw(Method::Put, &paths::session_info(handle), Some(body)).await
-    }
-
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<T, EdgeError> {
-        let text = self.call_raw(method, path, body).await?;
-        serde_json::from_str(&text)
-            .map_err(|err| EdgeError::OriginUnavailable(format!("origin answered bad JSON: {err}")))
-    }
-
-    /// Calls the origin and returns its successful answer's body as it came.
-    async fn call_raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<String, EdgeError> {
-        let config = self.config;
-        let unavailable = |err: worker::Error| EdgeError::OriginUnavailable(err.to_string());
-        let headers = Headers::new();
-        headers
-            .set("authorization", &format!("Bearer {}", config.edge_secret.expose()))
-            .map_err(unavailable)?;
-        if let Some(address) = &self.client_address {
-            headers.set(CLIENT_ADDRESS_HEADER, address).map_err(unavailable)?;
-        }
-        if let Some(trace) = &self.trace {
-            headers.set(TRACEPARENT_HEADER, &trace.to_string()).map_err(unavailable)?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(method);
-        if let Some(body) = body {
-            headers.set("content-type", "application/json").map_err(unavailable)?;
-            init.with_body(Some(body.into()));
-        }
-        init.with_headers(headers);
-        let request = Request::new_with_init(&format!("{}{path}", config.origin_url), &init)
-            .map_err(unavailable)?;
-        let mut response = Fetch::Request(request).send().await.map_err(unavailable)?;
-        let status = response.status_code();
-        let retry_after = response.headers().get("retry-after").ok().flatten();
-        let text = response.text().await.map_err(unavailable)?;
-        if (200..300).contains(&status) {
-            return Ok(text);
-        }
-        if status == 401 || status == 403 {
-            return Err(EdgeError::Internal(format!(
-                "the origin refused the edge's secret ({status})"
-            )));
-        }
-        if !(400..500).contains(&status) {
-            return Err(EdgeError::OriginUnavailable(format!("origin answered {status}")));
-        }
-        // A session error is re-answered with the edge's cookie handling; any other client
-        // error (a value refused, a body over the limit, a rate limit) goes back as the origin
-        // said it.
-        if let Ok(err) = serde_json::from_str::<SessionError>(&text) {
-            return Err(EdgeError::Session(err));
-        }
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) if !body.error.is_empty() => {
-                Err(EdgeError::Refused { status, body: text, retry_after })
-            }
-            _ => Err(EdgeError::OriginUnavailable(format!("origin answered {status}"))),
-        }
+    #[test]
+    fn the_origins_answers_are_read_by_kind() {
+        assert_eq!(read_answer(answer(200, "{}")).unwrap(), "{}");
+        let session = SessionError::unauthorised("gone").to_json();
+        assert!(matches!(read_answer(answer(440, &session)), Err(EdgeError::Session(_))));
+        assert!(matches!(
+            read_answer(answer(429, r#"{"error":"RATE_LIMITED","message":"slow"}"#)),
+            Err(EdgeError::Refused { status: 429, retry_after: Some(_), .. })
+        ));
+        assert!(matches!(read_answer(answer(401, "")), Err(EdgeError::Internal(_))));
+        assert!(matches!(read_answer(answer(502, "")), Err(EdgeError::OriginUnavailable(_))));
+        assert!(matches!(read_answer(answer(404, "<html>")), Err(EdgeError::OriginUnavailable(_))));
+        assert!(matches!(read_answer(Err("refused".into())), Err(EdgeError::OriginUnavailable(_))));
     }
 }

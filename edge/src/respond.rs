@@ -105,18 +105,10 @@ impl EdgeError {
         }
     }
 
-    /// The one conversion to what the client sees. Internal details go to the log only.
-    pub fn into_reply(self, settings: Option<&SharedSettings>) -> Reply {
-        self.into_reply_for(settings, None)
-    }
-
-    /// [`EdgeError::into_reply`] for a request whose id (its trace id) goes in the log line.
-    pub fn into_reply_for(
-        self,
-        settings: Option<&SharedSettings>,
-        request_id: Option<&str>,
-    ) -> Reply {
-        let request = request_id.map(|id| format!(" (request {id})")).unwrap_or_default();
+    /// The one conversion to what the client sees. Internal details go to the log only, under
+    /// the request's id.
+    pub fn into_reply(self, settings: Option<&SharedSettings>, request_id: &str) -> Reply {
+        let request = format!(" (request {request_id})");
         match self {
             EdgeError::Session(err) => match settings {
                 Some(settings) => Reply::session_error(settings, &err),

@@ -6,6 +6,10 @@ use std::fmt;
 
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
+/// The response header naming the request's id (its trace id), on the origin's answers and on
+/// every error the edge answers itself: what to search the logs for.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// A `traceparent` value, version 00: `00-<trace id: 32 hex>-<parent id: 16 hex>-<flags: 2 hex>`.
 /// Kept as its lowercase hex text: the edge only checks, forwards and logs it (and formatting
 /// 128-bit integers would cost the worker's bundle kilobytes).

@@ -849,3 +849,76 @@ test("after a key compromise the origin refuses old-key tokens at once, the edge
     await quick.mf.dispose();
   }
 });
+
+// The step machine (edge/src/io.rs): defects the entry's one-load-per-request protocol had.
+
+test("a token naming an unknown key while the settings are due asks for a refresh, never a 500", async () => {
+  // Settings due (past their cache time) and an unknown kid: a load, then a fresh load for the
+  // key. The old entry carried out one load per request and answered this with a 500, which
+  // the SDK does not refresh on.
+  const due = await startEdge(edgeBindings({ SETTINGS_CACHE_SECS: "1" }));
+  try {
+    const { browser } = await login("kid-while-due");
+    const viaDue = browser.clone();
+    viaDue.base = due.url;
+    assert.equal((await viaDue.fetch("/private/warm")).status, 200);
+    const unknownKid = [{ alg: "EdDSA", typ: "JWT", kid: "never-published" }, { sub: "mallory" }]
+      .map((part) => b64url(JSON.stringify(part)))
+      .concat(b64url(Buffer.alloc(64, 1)))
+      .join(".");
+    for (const round of [1, 2]) {
+      await sleep(1100);
+      const res = await fetch(`${due.url}/private/x`, { headers: { authorization: `Bearer ${unknownKid}` } });
+      assert.equal(res.status, 440, `round ${round}: ${await res.clone().text()}`);
+      assert.equal((await res.json()).error, "TRY_REFRESH_TOKEN");
+      assert.match(res.headers.get("x-request-id"), /^[0-9a-f]{32}$/, "an error names its request");
+    }
+    assert.equal((await viaDue.fetch("/private/after")).status, 200, "the real session is unaffected");
+  } finally {
+    await due.mf.dispose();
+  }
+});
+
+test("one trace follows a request to the app and to the origin calls its answer causes", async () => {
+  // A recording proxy in front of the origin: which traceparent each origin call carried.
+  const seen = [];
+  const proxy = http.createServer((req, res) => {
+    seen.push({ method: req.method, path: req.url, traceparent: req.headers.traceparent });
+    const forwarded = http.request(`${origin.url}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    req.pipe(forwarded);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const traced = await startEdge(edgeBindings({ ORIGIN_URL: `http://127.0.0.1:${proxy.address().port}` }));
+  try {
+    const browser = new Browser(traced.url);
+    assert.equal((await browser.fetch("/login?user=traced")).status, 200);
+    seen.length = 0;
+    // No traceparent from the client: the edge makes one, and only one.
+    const res = await browser.fetch("/logout", { method: "POST" });
+    assert.equal(res.status, 200, res.text);
+    const atApp = res.json.headers.traceparent;
+    assert.match(atApp, /^00-[0-9a-f]{32}-/);
+    const revoke = seen.find((call) => call.method === "DELETE");
+    assert.ok(revoke, `the logout revoked at the origin: ${JSON.stringify(seen)}`);
+    assert.equal(revoke.traceparent.split("-")[1], atApp.split("-")[1], "the app and the origin saw one trace id");
+  } finally {
+    await traced.mf.dispose();
+    proxy.close();
+  }
+});
+
+test("an answer that sets session cookies is never cacheable, whatever the app said", async () => {
+  const browser = new Browser(edge.url);
+  const res = await browser.fetch("/login?user=cached&cacheable=1");
+  assert.equal(res.status, 200);
+  assert.ok(res.headers.getSetCookie().some((c) => c.startsWith("sAccessToken=")));
+  assert.equal(res.headers.get("cache-control"), "no-store", "replaced, not appended to");
+  const out = await browser.fetch("/logout?cacheable=1", { method: "POST" });
+  assert.equal(out.status, 200);
+  assert.equal(out.headers.get("cache-control"), "no-store");
+  // An answer that sets no session cookie keeps the app's caching.
+  assert.equal((await fetch(`${edge.url}/public/page?cacheable=1`)).headers.get("cache-control"), "public, max-age=600");
+});

@@ -24,8 +24,7 @@ use crate::AppState;
 
 pub use latch_shared::api::MAX_BODY_BYTES;
 
-/// The response header naming the request's id (its trace id).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use latch_shared::trace::REQUEST_ID_HEADER;
 
 /// `Json` whose rejections are [`ApiError`]s, so bad bodies get the API's JSON error shape.
 #[derive(FromRequest)]

@@ -1,0 +1,190 @@
+//! One request, from its facts to its answer: which endpoint it is (decided once, here), the
+//! route rules, the session check, the blacklist, and the forward to the app. Every I/O is a
+//! step (`crate::io`), so this reads top to bottom as what happens to the request.
+
+use std::rc::Rc;
+
+use latch_shared::api::blacklist_key;
+use latch_shared::assertion::ASSERTION_JWKS_PATH;
+use latch_shared::engine::{self, Access};
+use latch_shared::error::codes;
+use latch_shared::protocol::without_session_cookies;
+use latch_shared::settings::SharedSettings;
+use latch_shared::trace::TRACEPARENT_HEADER;
+
+use crate::admission::{self, Refused};
+use crate::blacklist::{self, Verdict};
+use crate::config::BlacklistMode;
+use crate::endpoints::{self, Endpoint};
+use crate::exchange::Exchange;
+use crate::instructions;
+use crate::isolate::BlacklistStatus;
+use crate::origin;
+use crate::respond::{cors_headers, EdgeError, Reply};
+use crate::step::{Amend, Forward, Header, OriginCall, Step};
+
+/// Serves one request.
+pub async fn serve(mut cx: Exchange) -> Step {
+    let config = cx.config.clone();
+    if config.crash_test_path.as_deref() == Some(cx.request.path.as_str()) {
+        panic!("crash test: {} was requested", cx.request.path);
+    }
+    if let Err(err) = admission::check_header_sizes(&cx.request, config.max_header_bytes) {
+        let reply = cx.error_reply(err, None);
+        return cx.respond(reply);
+    }
+    // Route rules match the path as forwarded; one that would mean another path once decoded
+    // is refused rather than guessed at.
+    if let Err(err) = engine::check_path(&cx.request.path) {
+        let err = EdgeError::BadRequest {
+            status: 400,
+            code: codes::BAD_REQUEST,
+            message: err.to_string(),
+        };
+        let reply = cx.error_reply(err, None);
+        return cx.respond(reply);
+    }
+    let (method, path) = (cx.request.method.as_str(), cx.request.path.as_str());
+    if path == ASSERTION_JWKS_PATH && matches!(method, "GET" | "HEAD") {
+        let mut reply = Reply::json(200, config.assertion_jwks.clone());
+        reply.headers.push(("cache-control".into(), "public, max-age=300".into()));
+        return cx.respond(reply);
+    }
+    if let Some(endpoint) = Endpoint::without_settings(&cx.request, &config) {
+        return endpoints::serve(cx, endpoint).await;
+    }
+    let access = config.routes.access(path);
+    let cors = cors_headers(&config, cx.request.origin.as_deref());
+    let Some(settings) = cx.settings().await else {
+        // Public and optional routes go on without identity; protected ones cannot be checked.
+        if access != Access::Protected {
+            return forward(cx, Vec::new(), cors, None, None).await;
+        }
+        let err = EdgeError::OriginUnavailable("no settings yet".into());
+        let reply = cx.error_reply(err, None);
+        return cx.respond(with_cors(reply, cors));
+    };
+    if let Some(endpoint) = Endpoint::with_settings(&cx.request, &settings, cx.page_load()) {
+        return endpoints::serve(cx, endpoint).await;
+    }
+    if access == Access::Public {
+        return forward(cx, Vec::new(), cors, None, None).await;
+    }
+    let page_load = cx.page_load();
+    let refused = |cx: &mut Exchange, err| {
+        admission::refuse(&settings, &config, &err, &cx.request, page_load, access)
+    };
+    let admitted = match cx.authenticate().await {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            return match refused(&mut cx, err) {
+                Refused::Respond(reply) => cx.respond(with_cors(reply, cors)),
+                Refused::Anonymous => forward(cx, Vec::new(), cors, None, None).await,
+            }
+        }
+    };
+    let handle = admitted.verified.claims.sid.clone();
+    if config.blacklist != BlacklistMode::Off {
+        let now_ms = cx.now_ms();
+        let verdict = match cx.isolate(|isolate| isolate.blacklist_status(&handle, now_ms)) {
+            BlacklistStatus::Clear => Verdict::Clear,
+            BlacklistStatus::Revoked => Verdict::Revoked(blacklist::revoked_error()),
+            BlacklistStatus::Due => {
+                let revoked = cx.io.read_blacklist(blacklist_key(&handle)).await;
+                let now_ms = cx.now_ms();
+                cx.isolate(|isolate| isolate.record_blacklist(&handle, revoked, now_ms));
+                blacklist::verdict(config.blacklist, revoked)
+            }
+        };
+        match verdict {
+            Verdict::Clear => {}
+            Verdict::Revoked(err) => {
+                return match refused(&mut cx, err) {
+                    Refused::Respond(reply) => cx.respond(with_cors(reply, cors)),
+                    Refused::Anonymous => forward(cx, Vec::new(), cors, None, None).await,
+                }
+            }
+            Verdict::Unavailable(err) => {
+                let reply = Reply::json(503, err.to_json());
+                return cx.respond(with_cors(reply, cors));
+            }
+        }
+    }
+    // This isolate's first sight of a token: the refresh token before it is spent from now on.
+    // Generation 0 (the login's) has none before it: nothing to report.
+    let report = admitted
+        .first_sight
+        .then_some(admitted.verified.claims.rgen)
+        .flatten()
+        .filter(|generation| *generation > 0)
+        .map(|generation| origin::report_use(&config, &handle, generation));
+    let now = cx.now();
+    let identity = cx.isolate(|isolate| {
+        isolate.identity_headers(&admitted.token, &admitted.verified, admitted.csrf, now)
+    });
+    match identity {
+        Ok(set) => forward(cx, set, cors, report, Some(handle)).await,
+        Err(err) => {
+            let reply = cx.error_reply(EdgeError::Internal(err), Some(&settings));
+            cx.respond(with_cors(reply, cors))
+        }
+    }
+}
+
+/// Forwards the request to the app, with `set` (the verified identity, if any) and the
+/// session cookies taken out unless the deployment opts in; then acts on the app's
+/// instructions, if its answer has any. `session` is the handle the request was admitted with.
+async fn forward(
+    mut cx: Exchange,
+    mut set: Vec<Header>,
+    cors: Vec<Header>,
+    report: Option<OriginCall>,
+    session: Option<String>,
+) -> Step {
+    let cookie = if cx.config.forward_session_cookies {
+        None
+    } else {
+        cx.request.cookie.as_deref().and_then(without_session_cookies)
+    };
+    // The app's logs join the edge's and the origin's under one trace id. A request the edge
+    // forwards untouched (no identity to add) stays untouched, its own `traceparent` included:
+    // adding one would cost it a copy of all its headers.
+    if !set.is_empty() {
+        let (trace, made) = cx.trace();
+        if made {
+            set.push((TRACEPARENT_HEADER.to_owned(), trace.to_string()));
+        }
+    }
+    // The usage report is off the request path: it carries the trace, not the client address
+    // (it spends no client's budget).
+    let background = report.map(|call| {
+        let traceparent = cx.trace().0.to_string();
+        call.for_client(None, Some(traceparent))
+    });
+    let step = Forward {
+        url: format!("{}{}", cx.config.upstream_url, cx.request.target()),
+        set,
+        cookie,
+        response: (!cors.is_empty()).then(|| Amend::default().with_cors(cors.clone())),
+        background,
+    };
+    match cx.io.forward(step).await {
+        Ok(instruction) => instructions::apply(cx, instruction, session, cors).await,
+        Err(()) => {
+            let reply = cx.error_reply(EdgeError::UpstreamUnavailable, None);
+            cx.respond(with_cors(reply, cors))
+        }
+    }
+}
+
+fn with_cors(mut reply: Reply, cors: Vec<Header>) -> Reply {
+    reply.headers.extend(cors);
+    reply
+}
+
+/// The settings, for flows that act on a session (they cannot without).
+pub(crate) async fn required_settings(cx: &mut Exchange) -> Result<Rc<SharedSettings>, EdgeError> {
+    cx.settings()
+        .await
+        .ok_or_else(|| EdgeError::OriginUnavailable("the origin's settings are unavailable".into()))
+}
