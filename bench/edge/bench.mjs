@@ -171,7 +171,10 @@ for (let round = 1; round <= rounds; round++) {
     ["latch_without_kv", latchNoKv, "/app/page"],
     ["latch_public", latch, "/public/page"],
   ];
-  for (const [name, worker, route] of targets) {
+  // Each round starts at the next target: CPU per request drifts within a run, and a fixed
+  // order would charge the drift to whichever worker always comes last.
+  const shift = (round - 1) % targets.length;
+  for (const [name, worker, route] of [...targets.slice(shift), ...targets.slice(0, shift)]) {
     const cpuBefore = cpuSeconds(worker.pid);
     const result = await wrk(`${worker.url}${route}`, cookie, browser.antiCsrf);
     const cpu = cpuSeconds(worker.pid) - cpuBefore;

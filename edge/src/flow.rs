@@ -12,7 +12,7 @@ use latch_shared::protocol::without_session_cookies;
 use latch_shared::settings::SharedSettings;
 use latch_shared::trace::TRACEPARENT_HEADER;
 
-use crate::admission::{self, Refused};
+use crate::admission::{self, Admitted, Refused};
 use crate::blacklist::{self, Verdict};
 use crate::config::BlacklistMode;
 use crate::endpoints::{self, Endpoint};
@@ -119,9 +119,13 @@ pub async fn serve(mut cx: Exchange) -> Step {
         .filter(|generation| *generation > 0)
         .map(|generation| origin::report_use(&config, &handle, generation));
     let now = cx.now();
-    let identity = cx.isolate(|isolate| {
-        isolate.identity_headers(&admitted.token, &admitted.verified, admitted.csrf, now)
+    let minted = cx.isolate(|isolate| {
+        isolate.minted_identity(&admitted.token, &admitted.verified, admitted.csrf, now)
     });
+    let identity = match minted {
+        Some(headers) => Ok(headers),
+        None => mint_identity(&mut cx, &admitted).await,
+    };
     match identity {
         Ok(set) => forward(cx, set, cors, report, Some(handle)).await,
         Err(err) => {
@@ -129,6 +133,29 @@ pub async fn serve(mut cx: Exchange) -> Step {
             cx.respond(with_cors(reply, cors))
         }
     }
+}
+
+/// Signs the identity assertion for an admitted session (through the runtime's native Ed25519:
+/// a step) and keeps the identity headers for reuse. Never valid past the access token: the
+/// app must not accept a session the edge would now refuse.
+async fn mint_identity(cx: &mut Exchange, admitted: &Admitted) -> Result<Vec<Header>, String> {
+    let now = cx.now();
+    let unsigned = cx
+        .config
+        .assertion
+        .unsigned(&admitted.verified.claims, admitted.csrf, now, admitted.verified.expires_at)
+        .map_err(|err| format!("minting the identity assertion failed: {err}"))?;
+    let signature = cx.io.sign(unsigned.signing_input().to_owned()).await?;
+    let assertion = unsigned.with_signature(&signature);
+    Ok(cx.isolate(|isolate| {
+        isolate.remember_identity(
+            &admitted.token,
+            &admitted.verified,
+            admitted.csrf,
+            assertion,
+            now,
+        )
+    }))
 }
 
 /// Forwards the request to the app, with `set` (the verified identity, if any) and the

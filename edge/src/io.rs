@@ -127,6 +127,20 @@ impl Io {
         }
     }
 
+    /// The 64-byte Ed25519 signature of `input` by the assertion key.
+    pub async fn sign(&self, input: String) -> Result<[u8; 64], String> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        match self.perform(Step::Sign { input }).await {
+            Outcome::Signed { signature: Some(signature), .. } => URL_SAFE_NO_PAD
+                .decode(signature)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| "the runtime's signature is not 64 bytes of base64url".into()),
+            Outcome::Signed { error, .. } => Err(error.unwrap_or_else(|| "no signature".into())),
+            other => Err(unexpected("sign", &other)),
+        }
+    }
+
     /// The origin's answer, or why it could not be reached.
     pub async fn call_origin(&self, call: OriginCall) -> Result<OriginAnswer, String> {
         match self.perform(Step::CallOrigin(call)).await {

@@ -223,34 +223,33 @@ impl Isolate {
         );
     }
 
-    /// The identity headers for a verified token and this request's anti-CSRF outcome: the
-    /// signed assertion and the convenience copies. Minted once per token and outcome, then
-    /// reused for [`ASSERTION_REUSE_SECS`], so signing costs nothing in steady state.
-    pub fn identity_headers(
-        &mut self,
+    /// The identity headers minted earlier for a verified token and this request's anti-CSRF
+    /// outcome (the signed assertion and the convenience copies), while they may be reused:
+    /// for [`ASSERTION_REUSE_SECS`] of the assertion's 60, and never once the token (its own
+    /// limit) has expired. So signing costs nothing in steady state.
+    pub fn minted_identity(
+        &self,
         token: &str,
         verified: &VerifiedAccessToken,
         csrf: CsrfOutcome,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, String)>, String> {
-        let now_secs = now.timestamp();
-        let slot = csrf.index();
-        if let Some(minted) =
-            self.verified.get(token).and_then(|cached| cached.identities[slot].as_ref())
-        {
-            // Reused for 30 s of its 60, and never once the token (its own limit) has expired.
-            if now_secs - minted.minted_at_secs < ASSERTION_REUSE_SECS && now < verified.expires_at
-            {
-                return Ok(minted.headers.clone());
-            }
-        }
-        // Never valid past the access token: the app must not accept a session the edge would
-        // now refuse.
-        let (assertion, _) = self
-            .config
-            .assertion
-            .mint(&verified.claims, csrf, now, verified.expires_at)
-            .map_err(|err| format!("minting the identity assertion failed: {err}"))?;
+    ) -> Option<Vec<(String, String)>> {
+        let minted = self.verified.get(token)?.identities[csrf.index()].as_ref()?;
+        let fresh = now.timestamp() - minted.minted_at_secs < ASSERTION_REUSE_SECS
+            && now < verified.expires_at;
+        fresh.then(|| minted.headers.clone())
+    }
+
+    /// The identity headers for a verified token, around its newly signed `assertion`; kept
+    /// for [`Isolate::minted_identity`].
+    pub fn remember_identity(
+        &mut self,
+        token: &str,
+        verified: &VerifiedAccessToken,
+        csrf: CsrfOutcome,
+        assertion: String,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, String)> {
         let mut headers = vec![(ASSERTION_HEADER.to_owned(), assertion)];
         headers.extend(
             convenience_headers(&verified.claims)
@@ -258,10 +257,10 @@ impl Isolate {
                 .map(|(name, value)| (name.to_owned(), value)),
         );
         if let Some(cached) = self.verified.get_mut(token) {
-            cached.identities[slot] =
-                Some(MintedIdentity { headers: headers.clone(), minted_at_secs: now_secs });
+            cached.identities[csrf.index()] =
+                Some(MintedIdentity { headers: headers.clone(), minted_at_secs: now.timestamp() });
         }
-        Ok(headers)
+        headers
     }
 
     /// At most one KV read per session per isolate per `BLACKLIST_CACHE_SECS`.

@@ -100,6 +100,8 @@ struct EntryPlan {
     /// The Workers KV binding of the blacklist (`wrangler.toml`).
     kv_binding: &'static str,
     origin_authorization: String,
+    /// The assertion signing key, as a private JWK for the runtime's WebCrypto.
+    assertion_key: Option<serde_json::Value>,
     internal_error: Reply,
 }
 
@@ -114,22 +116,24 @@ pub fn configure(env: &Env) -> String {
             .or_else(|_| env.var(name).map(|value| value.to_string()))
             .ok()
     });
-    let origin_authorization = match config {
+    let secrets = match config {
         Ok(config) => {
             let authorization = format!("Bearer {}", config.edge_secret.expose());
+            let assertion_key = config.assertion.signing_jwk();
             let edge = Edge::new(config, Rc::new(|| now(js_sys::Date::now())));
             // Trace ids need uniqueness, not secrecy: 53 random bits from each of two draws.
             let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64
                 ^ ((js_sys::Math::random() * 2f64.powi(53)) as u64).rotate_left(32);
             edge.isolate.borrow_mut().seed_traces(seed);
             EDGE.with(|cell| *cell.borrow_mut() = Some(edge));
-            Some(authorization)
+            Some((authorization, assertion_key))
         }
         Err(err) => {
             log::error(&format!("invalid configuration: {err}"));
             None
         }
     };
+    let (origin_authorization, assertion_key) = secrets.unzip();
     let plan = EntryPlan {
         ok: origin_authorization.is_some(),
         latch_header_prefix: HEADER_PREFIX,
@@ -137,6 +141,7 @@ pub fn configure(env: &Env) -> String {
         instructions: [LOGIN_HEADER, LOGOUT_HEADER],
         kv_binding: KV_BINDING,
         origin_authorization: origin_authorization.unwrap_or_default(),
+        assertion_key,
         internal_error: internal_error(),
     };
     serde_json::to_string(&plan).expect("the plan serialises")

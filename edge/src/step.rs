@@ -155,6 +155,9 @@ pub enum Step {
     WriteBlacklist { entries: Vec<BlacklistWrite> },
     /// Read the request's body, at most `limit` bytes, and report [`Outcome::Body`].
     ReadBody { limit: usize },
+    /// Sign `input` with the edge's assertion key (the plan's `assertion_key`, in the runtime's
+    /// native Ed25519) and report [`Outcome::Signed`].
+    Sign { input: String },
     /// Call the origin's API and report [`Outcome::Origin`].
     CallOrigin(OriginCall),
     /// Forward the request to the app at `url`: the client's `x-latch-*` headers stripped,
@@ -283,6 +286,13 @@ pub enum Outcome {
         text: Option<String>,
         #[serde(default)]
         too_large: bool,
+    },
+    /// The Ed25519 signature (base64url), or why there is none.
+    Signed {
+        #[serde(default)]
+        signature: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
     },
     /// The origin's answer, or `error` when it could not be reached.
     Origin {

@@ -9,7 +9,7 @@
 //! edge's identity assertion (`crate::assertion`).
 
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::{alg::Ed25519, AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
+use jwt_compact::{alg::Ed25519, AlgorithmExt, TimeOptions, UntrustedToken};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,18 +97,78 @@ pub fn sign_jws<C: Serialize>(
     now: DateTime<Utc>,
     lifetime: Duration,
 ) -> Result<(String, DateTime<Utc>), SignError> {
-    // Whole seconds: JWT times are NumericDate seconds, so round-trip what we report.
-    let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-    let expires_at = now + lifetime;
-    let mut jwt_claims = Claims::new(claims);
-    jwt_claims.issued_at = Some(now);
-    jwt_claims.not_before = Some(now);
-    jwt_claims.expiration = Some(expires_at);
-    let header = Header::empty().with_key_id(key.kid()).with_token_type("JWT");
-    let value = Ed25519
-        .token(&header, &jwt_claims, key.inner())
-        .map_err(|err| SignError::Claims(err.to_string()))?;
-    Ok((value, expires_at))
+    let unsigned = UnsignedJws::new(key.kid(), claims, now, lifetime)?;
+    let signature = key.sign(unsigned.signing_input().as_bytes());
+    let expires_at = unsigned.expires_at;
+    Ok((unsigned.with_signature(&signature), expires_at))
+}
+
+/// A compact EdDSA JWS before its signature: the one encoding of Latch's tokens, whoever signs
+/// it ([`sign_jws`] here; the edge hands [`UnsignedJws::signing_input`] to the runtime's native
+/// Ed25519). `base64url(header) . base64url(claims)`, the header `{"alg":"EdDSA","kid","typ":
+/// "JWT"}`, the claims with `exp`, `nbf` and `iat` in whole seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsignedJws {
+    signing_input: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    alg: &'static str,
+    kid: &'a str,
+    typ: &'static str,
+}
+
+#[derive(Serialize)]
+struct TimedClaims<'a, C> {
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    #[serde(flatten)]
+    claims: &'a C,
+}
+
+impl UnsignedJws {
+    pub fn new<C: Serialize>(
+        kid: &str,
+        claims: &C,
+        now: DateTime<Utc>,
+        lifetime: Duration,
+    ) -> Result<UnsignedJws, SignError> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        // Whole seconds: JWT times are NumericDate seconds, so round-trip what we report.
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        let expires_at = now + lifetime;
+        let header = JwsHeader { alg: ALGORITHM, kid, typ: "JWT" };
+        let claims = TimedClaims {
+            exp: expires_at.timestamp(),
+            nbf: now.timestamp(),
+            iat: now.timestamp(),
+            claims,
+        };
+        let header =
+            serde_json::to_vec(&header).map_err(|err| SignError::Claims(err.to_string()))?;
+        let claims =
+            serde_json::to_vec(&claims).map_err(|err| SignError::Claims(err.to_string()))?;
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        Ok(UnsignedJws { signing_input, expires_at })
+    }
+
+    /// What the signature is over.
+    pub fn signing_input(&self) -> &str {
+        &self.signing_input
+    }
+
+    /// The token, with the 64-byte Ed25519 signature of [`UnsignedJws::signing_input`].
+    pub fn with_signature(self, signature: &[u8; 64]) -> String {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        let mut token = self.signing_input;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        token
+    }
 }
 
 /// A JWS whose algorithm, key, signature and times checked out; the caller checks the claims.
@@ -410,10 +470,7 @@ mod tests {
         );
         let header = b64(&format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, key().kid()));
         let input = format!("{header}.{}", b64(&claims));
-        let sig = {
-            use ed25519_dalek::Signer;
-            URL_SAFE_NO_PAD.encode(key().inner().sign(input.as_bytes()).to_bytes())
-        };
+        let sig = { URL_SAFE_NO_PAD.encode(key().sign(input.as_bytes())) };
         assert_eq!(
             verifier().verify(&format!("{input}.{sig}"), now()),
             Err(VerifyError::MissingTimeClaim)

@@ -20,7 +20,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::access::{sign_jws, verify_jws, SessionClaims, SignError, VerifyError, DEFAULT_LEEWAY};
+use crate::access::{
+    verify_jws, SessionClaims, SignError, UnsignedJws, VerifyError, DEFAULT_LEEWAY,
+};
 use crate::keys::{Jwks, KeySet, SigningKey};
 use crate::user_id::UserId;
 use crate::SessionError;
@@ -210,11 +212,31 @@ impl AssertionSigner {
         now: DateTime<Utc>,
         not_after: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), SignError> {
+        let unsigned = self.unsigned(session, csrf, now, not_after)?;
+        let signature = self.keys[0].sign(unsigned.signing_input().as_bytes());
+        let expires_at = unsigned.expires_at;
+        Ok((unsigned.with_signature(&signature), expires_at))
+    }
+
+    /// [`AssertionSigner::mint`] up to the signature, for a runtime that signs natively with
+    /// [`AssertionSigner::signing_jwk`].
+    pub fn unsigned(
+        &self,
+        session: &SessionClaims,
+        csrf: CsrfOutcome,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Result<UnsignedJws, SignError> {
         let claims = AssertionClaims::for_session(session, csrf, &self.issuer, &self.audience);
         let lifetime = Duration::seconds(ASSERTION_LIFETIME_SECS)
             .min(not_after - now)
             .max(Duration::seconds(1));
-        sign_jws(&self.keys[0], &claims, now, lifetime)
+        UnsignedJws::new(self.keys[0].kid(), &claims, now, lifetime)
+    }
+
+    /// The signing key (the first) as a private JWK. Secret: never log it.
+    pub fn signing_jwk(&self) -> serde_json::Value {
+        self.keys[0].to_private_jwk()
     }
 }
 

@@ -46,8 +46,21 @@ impl SigningKey {
         VerifyingKey { kid: self.kid.clone(), key: self.key.verifying_key() }
     }
 
-    pub(crate) fn inner(&self) -> &ed25519_dalek::SigningKey {
-        &self.key
+    /// The Ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes()
+    }
+
+    /// The key as a private JWK (RFC 8037: `kty` OKP, `crv` Ed25519, `x`, `d`), for a runtime
+    /// that signs natively (the edge's WebCrypto). Secret: never log it.
+    pub fn to_private_jwk(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kty": KEY_TYPE,
+            "crv": CURVE,
+            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes()),
+            "d": URL_SAFE_NO_PAD.encode(self.key.to_bytes()),
+        })
     }
 }
 
