@@ -7,6 +7,7 @@
 use latch_shared::assertion::AssertionSigner;
 use latch_shared::engine::{Access, PathRule, Routes};
 use latch_shared::secret::Secret;
+use latch_shared::validate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlacklistMode {
@@ -55,8 +56,6 @@ pub struct EdgeConfig {
     /// The assertion keys' JWKS, served at `ASSERTION_JWKS_PATH`.
     pub assertion_jwks: String,
 }
-
-const MIN_SECRET_LEN: usize = 16;
 
 impl EdgeConfig {
     /// Builds the configuration from a variable lookup (vars and secrets alike). The error names
@@ -141,14 +140,14 @@ impl EdgeConfig {
             (true, true) => BlacklistMode::FailOpen,
         };
 
+        // A missing value is already named as required.
         for (name, url) in [("ORIGIN_URL", &origin_url), ("UPSTREAM_URL", &upstream_url)] {
-            let http = url.starts_with("http://") || url.starts_with("https://");
-            if !url.is_empty() && !http {
-                errors.push(format!("{name} must be an http(s) URL, not {url:?}"));
+            if !url.is_empty() {
+                errors.extend(validate::http_url(name, url).err());
             }
         }
-        if !edge_secret.is_empty() && edge_secret.len() < MIN_SECRET_LEN {
-            errors.push(format!("EDGE_SECRET must be at least {MIN_SECRET_LEN} characters"));
+        if !edge_secret.is_empty() {
+            errors.extend(validate::secret("EDGE_SECRET", &edge_secret).err());
         }
         // The app this edge fronts: by default, its upstream URL.
         let upstream = upstream_url.trim_end_matches('/').to_owned();
@@ -161,7 +160,7 @@ impl EdgeConfig {
                 .ok()
         };
         if let Some(login) = &login_url {
-            let http = login.starts_with("https://") || login.starts_with("http://");
+            let http = validate::http_url("LOGIN_URL", login).is_ok();
             let path = login.starts_with('/') && !login.starts_with("//");
             if !(http || path) || login.chars().any(char::is_control) {
                 errors.push(format!(

@@ -76,13 +76,13 @@ pub async fn serve(mut cx: Exchange, endpoint: Endpoint) -> Step {
     if endpoint == Endpoint::Preflight {
         let reply = preflight(
             &config,
-            request.origin.as_deref(),
+            request.origin_header.as_deref(),
             request.preflight_method.as_deref(),
             request.preflight_headers.as_deref(),
         );
         return cx.respond(reply);
     }
-    let cors = cors_headers(&config, request.origin.as_deref());
+    let cors = cors_headers(&config, request.origin_header.as_deref());
     let (result, settings) = if endpoint == Endpoint::BlacklistHook {
         (blacklist_hook(&mut cx).await, None)
     } else {
@@ -110,7 +110,7 @@ async fn session_endpoint(
         Endpoint::RefreshHop => refresh_hop(cx, settings).await,
         Endpoint::Signout => {
             let handle = cx.authenticate().await?.verified.claims.sid;
-            cx.origin_json::<RevokeResponse>(origin::revoke(&config, &handle)).await?;
+            cx.call_origin_json::<RevokeResponse>(origin::revoke(&config, &handle)).await?;
             cx.blacklist(&handle, settings.blacklist_ttl_secs()).await;
             Ok(Reply::json(200, r#"{"status":"OK"}"#.into())
                 .with(&settings.cookies.clear_headers()))
@@ -123,7 +123,7 @@ async fn session_endpoint(
             } else {
                 origin::session_info(&config, &handle)
             };
-            Ok(Reply::json(200, cx.origin(call).await?))
+            Ok(Reply::json(200, cx.call_origin(call).await?))
         }
         Endpoint::Preflight | Endpoint::BlacklistHook => {
             Err(EdgeError::Internal(format!("{endpoint:?} is not a session endpoint")))
@@ -177,7 +177,7 @@ async fn rotate(
     let refresh_token =
         cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
     let call = origin::refresh(&cx.config, refresh_token);
-    match cx.origin_json::<IssuedSession>(call).await {
+    match cx.call_origin_json::<IssuedSession>(call).await {
         Ok(issued) => Ok(settings.cookies.session_headers(&issued.tokens)),
         Err(EdgeError::Session(err)) => {
             if let Some(theft) = &err.theft {

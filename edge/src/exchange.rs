@@ -142,18 +142,18 @@ impl Exchange {
 
     /// Calls the origin for this request's client, under its trace; the successful answer's
     /// body as it came.
-    pub async fn origin(&mut self, call: OriginCall) -> Result<String, EdgeError> {
+    pub async fn call_origin(&mut self, call: OriginCall) -> Result<String, EdgeError> {
         let traceparent = self.trace().0.to_string();
         let call = call.for_client(self.request.client_address.as_deref(), Some(traceparent));
         origin::read_answer(self.io.call_origin(call).await)
     }
 
-    /// [`Exchange::origin`], parsed.
-    pub async fn origin_json<T: DeserializeOwned>(
+    /// [`Exchange::call_origin`], parsed.
+    pub async fn call_origin_json<T: DeserializeOwned>(
         &mut self,
         call: OriginCall,
     ) -> Result<T, EdgeError> {
-        let body = self.origin(call).await?;
+        let body = self.call_origin(call).await?;
         origin::read_json(Ok(crate::io::OriginAnswer { status: 200, body, retry_after: None }))
     }
 

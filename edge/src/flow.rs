@@ -54,7 +54,7 @@ pub async fn serve(mut cx: Exchange) -> Step {
         return endpoints::serve(cx, endpoint).await;
     }
     let access = config.routes.access(path);
-    let cors = cors_headers(&config, cx.request.origin.as_deref());
+    let cors = cors_headers(&config, cx.request.origin_header.as_deref());
     let Some(settings) = cx.settings().await else {
         // Public and optional routes go on without identity; protected ones cannot be checked.
         if access != Access::Protected {

@@ -53,7 +53,7 @@ async fn login(cx: &mut Exchange, text: &str) -> Result<IssuedSession, EdgeError
         EdgeError::Internal(format!("the app sent a bad login instruction: {err}"))
     })?;
     let call = origin::create(&cx.config, &request);
-    cx.origin_json(call).await
+    cx.call_origin_json(call).await
 }
 
 /// Revokes the request's session, if it has a valid one: without, there is nothing to revoke,
@@ -71,7 +71,7 @@ async fn logout(
         },
     };
     let call = origin::revoke(&cx.config, &handle);
-    cx.origin_json::<RevokeResponse>(call).await?;
+    cx.call_origin_json::<RevokeResponse>(call).await?;
     cx.blacklist(&handle, ttl_secs).await;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The edge's calls to the origin's API, as [`OriginCall`] steps the entry carries out with the
 //! edge secret, and the one reading of the origin's answers. Calls made for a client's request
 //! carry that client's address (the key of the origin's per-address rate limits) and the
-//! request's trace context (`crate::exchange::Exchange::origin_call`).
+//! request's trace context (`crate::exchange::Exchange::call_origin`).
 
 use latch_shared::api::{paths, CreateSessionRequest, RefreshRequest, UsageReport};
 use latch_shared::SessionError;

@@ -54,7 +54,8 @@ pub struct Request {
     pub cookie: Option<String>,
     pub authorization: Option<String>,
     pub anti_csrf: Option<String>,
-    pub origin: Option<String>,
+    /// The `Origin` header (CORS, and same-origin proof where Fetch Metadata is missing).
+    pub origin_header: Option<String>,
     pub referer: Option<String>,
     pub preflight_method: Option<String>,
     pub preflight_headers: Option<String>,
@@ -79,7 +80,7 @@ impl Request {
             cookie: next(),
             authorization: next(),
             anti_csrf: next(),
-            origin: next(),
+            origin_header: next(),
             referer: next(),
             preflight_method: next(),
             preflight_headers: next(),
@@ -103,7 +104,7 @@ impl Request {
         let own = self.own_origin.as_str();
         let on_this_site =
             |referer: &&str| referer.strip_prefix(own).is_some_and(|rest| rest.starts_with('/'));
-        let origin = match (&self.origin, referer_too) {
+        let origin = match (&self.origin_header, referer_too) {
             (Some(origin), _) => Some(origin.as_str()),
             (None, true) => self.referer.as_deref().filter(on_this_site).map(|_| own),
             (None, false) => None,

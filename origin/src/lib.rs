@@ -142,7 +142,7 @@ pub fn spawn_background_jobs(
         }
     });
     let sessions = state.sessions.clone();
-    let deliverer = state.sessions.outbox.clone().spawn(shutdown.clone());
+    let deliverer = state.sessions.spawn_deliverer(shutdown.clone());
     let purge_job = periodic(purge_interval, shutdown, move || {
         let sessions = sessions.clone();
         async move {

@@ -1,21 +1,21 @@
 use clap::Parser;
-use latch_origin::config::{redact_url, Command, Config, Settings};
+use latch_origin::config::{redact_url, Command, Config, Options};
 use latch_origin::{build, routes, shutdown_pair, spawn_background_jobs};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let settings = match Settings::parse().with_file() {
-        Ok(settings) => settings,
+    let options = match Options::parse().with_file() {
+        Ok(options) => options,
         Err(err) => {
             eprintln!("latch-origin: {err}");
             return std::process::ExitCode::from(2);
         }
     };
-    if let Some(Command::Healthcheck) = settings.command {
-        return healthcheck(&settings).await;
+    if let Some(Command::Healthcheck) = options.command {
+        return healthcheck(&options).await;
     }
-    let config = match Config::from_settings(settings) {
+    let config = match Config::from_options(options) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("latch-origin: {err}");
@@ -33,8 +33,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// `latch-origin healthcheck`: GET /readyz on this configuration's address.
-async fn healthcheck(settings: &Settings) -> std::process::ExitCode {
-    let Ok(mut address) = settings.listen().parse::<std::net::SocketAddr>() else {
+async fn healthcheck(options: &Options) -> std::process::ExitCode {
+    let Ok(mut address) = options.listen().parse::<std::net::SocketAddr>() else {
         eprintln!("latch-origin healthcheck: listen is not an address");
         return std::process::ExitCode::from(2);
     };

@@ -13,6 +13,7 @@ use latch_shared::api::{
 };
 use latch_shared::csrf::AntiCsrfToken;
 use latch_shared::engine::{self, AntiCsrfPolicy, Credential, RequestFacts};
+use latch_shared::keys::Jwks;
 use latch_shared::protocol::CookiePolicy;
 use latch_shared::refresh::{
     generate_id_refresh_token, RefreshToken, RotationKey, SessionHandle, TokenHash,
@@ -47,15 +48,16 @@ pub const PURGE_BATCH: i64 = 500;
 const PURGE_PAUSE: Duration = Duration::from_millis(5);
 
 pub struct SessionService {
-    pub pool: Pool,
-    pub keys: Arc<KeyManager>,
-    pub rotation: RotationKey,
-    pub clock: Clock,
-    pub settings: SessionSettings,
-    pub cookies: CookiePolicy,
+    // Crate-visible for `crate::build` only; handlers and tests use the methods.
+    pub(crate) pool: Pool,
+    pub(crate) keys: Arc<KeyManager>,
+    pub(crate) rotation: RotationKey,
+    pub(crate) clock: Clock,
+    pub(crate) settings: SessionSettings,
+    pub(crate) cookies: CookiePolicy,
     /// Blacklist entries and theft events, queued with the change they report.
-    pub outbox: Arc<Outbox>,
-    pub metrics: Metrics,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) metrics: Metrics,
 }
 
 /// What goes into a freshly issued set of tokens.
@@ -449,9 +451,13 @@ impl SessionService {
         Ok(())
     }
 
-    /// The settings document the edge fetches (`latch_shared::settings`).
-    pub fn shared_settings(&self, ring: &KeyRing, session_expired_status: u16) -> SharedSettings {
-        SharedSettings {
+    /// The settings document the edge fetches (`latch_shared::settings`), with the keys.
+    pub async fn settings_document(
+        &self,
+        session_expired_status: u16,
+    ) -> ApiResult<SharedSettings> {
+        let ring = self.keys.ring().await?;
+        Ok(SharedSettings {
             issuer: self.settings.issuer.clone(),
             audience: self.settings.audience.clone(),
             cookies: self.cookies.clone(),
@@ -459,7 +465,55 @@ impl SessionService {
             anti_csrf: self.anti_csrf_policy(),
             access_token_lifetime_secs: self.settings.access_token_lifetime.as_secs(),
             jwks: ring.verifier.keys().to_jwks(),
+        })
+    }
+
+    /// The public keys (RFC 7517).
+    pub async fn jwks(&self) -> ApiResult<Jwks> {
+        Ok(self.keys.ring().await?.verifier.keys().to_jwks())
+    }
+
+    /// Rotates the signing key now: the new key's id, when it signs (ms since the epoch) and
+    /// the kids retired. Planned, the new key signs after the JWKS publish lead and nothing is
+    /// retired; after a `compromised` key, a brand-new key signs at once and every other is
+    /// retired.
+    pub async fn rotate_keys(&self, compromised: bool) -> ApiResult<(String, i64, Vec<String>)> {
+        if compromised {
+            let (kid, retired) = self.keys.replace_compromised().await?;
+            return Ok((kid, self.clock.now_ms(), retired));
         }
+        let (kid, signs_from) = self.keys.rotate_now().await?;
+        Ok((kid, signs_from, Vec::new()))
+    }
+
+    /// Whether the database answers.
+    pub async fn is_ready(&self) -> bool {
+        crate::db::ping(&self.pool).await
+    }
+
+    /// The metrics, in Prometheus' text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+
+    /// Starts this instance's outbox deliverer; it stops with `shutdown`.
+    pub fn spawn_deliverer(&self, shutdown: crate::Shutdown) -> tokio::task::JoinHandle<()> {
+        self.outbox.clone().spawn(shutdown)
+    }
+
+    /// Has the deliverer look at the outbox now rather than at its next pass.
+    pub fn wake_deliverer(&self) {
+        self.outbox.wake()
+    }
+
+    /// The database, for tests that set up what no API can (an expired row, a held lock).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The service's clock, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The deployment's anti-CSRF rules, as published to the edge.

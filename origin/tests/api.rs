@@ -350,7 +350,7 @@ async fn a_request_stuck_on_the_database_times_out_with_a_503() {
     let store = Store::sqlite().await;
     let origin = Origin::start_with(&store, |c| c.request_timeout = Duration::from_secs(1)).await;
     // SQLite has one writer: an open write transaction blocks every create (busy_timeout 10 s).
-    let mut blocker = origin.state.sessions.pool.begin().await.unwrap();
+    let mut blocker = origin.state.sessions.pool().begin().await.unwrap();
     sqlx::query(
         "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \
          VALUES ('blocker', 'b', 'x', 0, 0)",

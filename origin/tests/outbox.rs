@@ -155,7 +155,7 @@ async fn a_blacklist_entry_is_dropped_once_every_token_it_guarded_has_expired(st
     wait_metric_at_least(&origin, "latch_blacklist_writes_total{outcome=\"failed\"}", 1.0).await;
     // 70 s later (the 60 s token lifetime and leeway) the entry guards nothing any more.
     origin.advance(Duration::from_secs(71));
-    origin.state.sessions.outbox.wake();
+    origin.state.sessions.wake_deliverer();
     wait_metric(&origin, "latch_blacklist_writes_total{outcome=\"expired\"}", 1.0).await;
     wait_metric(&origin, PENDING, 0.0).await;
 }

@@ -309,14 +309,14 @@ async fn purge_removes_only_expired_sessions(store: Store) {
 /// revoked by its exact text.
 async fn ids_stored_before_the_whitespace_rule_stay_reachable(store: Store) {
     let origin = Origin::start(&store).await;
-    let now = origin.state.sessions.clock.now_ms();
+    let now = origin.state.sessions.now_ms();
     sqlx::query(
         "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \
          VALUES ('legacy-1', ' padded', 'x', $1, $2)",
     )
     .bind(now)
     .bind(now + 60_000)
-    .execute(&origin.state.sessions.pool)
+    .execute(origin.state.sessions.pool())
     .await
     .unwrap();
     let listed = origin.api(Method::GET, "/v1/users/%20padded/sessions", None).await;
@@ -330,8 +330,8 @@ async fn ids_stored_before_the_whitespace_rule_stay_reachable(store: Store) {
 async fn purge_goes_batch_by_batch_until_none_is_left(store: Store) {
     let origin = Origin::start(&store).await;
     let expired = 2 * PURGE_BATCH + 7;
-    let now = origin.state.sessions.clock.now_ms();
-    let mut tx = origin.state.sessions.pool.begin().await.unwrap();
+    let now = origin.state.sessions.now_ms();
+    let mut tx = origin.state.sessions.pool().begin().await.unwrap();
     for n in 0..expired {
         sqlx::query(
             "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \

@@ -36,5 +36,6 @@ pub mod secret;
 pub mod settings;
 pub mod trace;
 pub mod user_id;
+pub mod validate;
 
 pub use error::{ErrorKind, SessionError, TheftDetails, DEFAULT_SESSION_EXPIRED_STATUS};

@@ -36,10 +36,10 @@ async fn main() -> anyhow::Result<()> {
         let config = Config::for_tests(&format!("sqlite://{}?mode=rwc", path.display()));
         let state = latch_origin::build(&config, Clock::default()).await?;
         let sessions = state.sessions.clone();
-        let now = sessions.clock.now_ms();
+        let now = sessions.now_ms();
         let mut inserted = 0;
         while inserted < args.expired {
-            let mut tx = sessions.pool.begin().await?;
+            let mut tx = sessions.pool().begin().await?;
             for n in inserted..(inserted + 10_000).min(args.expired) {
                 sqlx::query(
                     "INSERT INTO sessions (handle, user_id, current_hash, created_at, expires_at) \
@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
                 .bind(now)
-                .execute(&sessions.pool)
+                .execute(sessions.pool())
                 .await?
                 .rows_affected()
         };

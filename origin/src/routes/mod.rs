@@ -1,7 +1,8 @@
 //! The HTTP surface: one module per resource, handlers thin over [`crate::sessions`].
 
+mod admin;
+mod documents;
 pub mod openapi;
-mod public;
 mod sessions;
 mod users;
 
@@ -53,13 +54,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::used))
         .routes(routes!(sessions::get_info, sessions::update_info))
         .routes(routes!(users::list, users::revoke_all))
-        .routes(routes!(public::rotate_keys))
-        .routes(routes!(public::jwks))
-        .routes(routes!(public::settings))
-        .routes(routes!(public::openapi))
-        .routes(routes!(public::health))
-        .routes(routes!(public::ready))
-        .routes(routes!(public::metrics))
+        .routes(routes!(admin::rotate_keys))
+        .routes(routes!(documents::jwks))
+        .routes(routes!(documents::settings))
+        .routes(routes!(documents::openapi))
+        .routes(routes!(documents::health))
+        .routes(routes!(documents::ready))
+        .routes(routes!(admin::metrics))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -95,7 +95,7 @@ impl Origin {
         tweak(&mut config);
         let state = build(&config, clock.clone()).await.expect("origin starts");
         let (trigger, shutdown) = shutdown_pair();
-        let deliverer = state.sessions.outbox.clone().spawn(shutdown);
+        let deliverer = state.sessions.spawn_deliverer(shutdown);
         Origin {
             router: routes::router(state.clone()),
             state,
@@ -224,7 +224,7 @@ pub async fn published_kids(origin: &Origin) -> Vec<String> {
 }
 
 pub fn metric(origin: &Origin, name: &str) -> f64 {
-    let text = origin.state.sessions.metrics.render();
+    let text = origin.state.sessions.metrics_text();
     text.lines()
         .filter(|line| line.starts_with(name) && !line.starts_with('#'))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
