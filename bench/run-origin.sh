@@ -34,7 +34,7 @@ LATCH_PORT=3590 SEED_PORT=4590
 # enough never to refuse, so their bookkeeping is measured while the seed's throughput is met.
 DATABASE_URL="$BASE_URL/latch" LATCH_LISTEN="127.0.0.1:$LATCH_PORT" LATCH_API_KEY="$API_KEY" \
   LATCH_EDGE_SECRET="bench-edge-secret-0123456789" LATCH_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" \
-  LATCH_MAX_CONNECTIONS="$CONCURRENCY" LATCH_LOG=warn \
+  LATCH_MAX_CONNECTIONS="$CONCURRENCY" LATCH_LOG=warn LATCH_NO_EDGE=true \
   LATCH_RATE_LIMIT_SESSION_PER_MINUTE=100000 LATCH_RATE_LIMIT_SESSION_BURST=100000 \
   target/release/latch-origin &
 pids+=($!)

@@ -89,6 +89,8 @@ export class Origin {
         LATCH_API_KEY: API_KEY,
         LATCH_EDGE_SECRET: EDGE_SECRET,
         LATCH_LOG: "warn",
+        // An origin must name its edge, or say there is none.
+        ...(this.env.LATCH_EDGE_URL === undefined ? { LATCH_NO_EDGE: "true" } : {}),
         ...this.env,
       },
       stdio: ["ignore", "inherit", "inherit"],

@@ -46,10 +46,14 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// The `kind` column of each.
+    const BLACKLIST: &'static str = "blacklist";
+    const THEFT: &'static str = "theft_webhook";
+
     fn kind(&self) -> &'static str {
         match self {
-            Delivery::Blacklist(_) => "blacklist",
-            Delivery::Theft(_) => "theft_webhook",
+            Delivery::Blacklist(_) => Delivery::BLACKLIST,
+            Delivery::Theft(_) => Delivery::THEFT,
         }
     }
 
@@ -63,8 +67,8 @@ impl Delivery {
 
     fn parse(kind: &str, payload: &str) -> anyhow::Result<Delivery> {
         Ok(match kind {
-            "blacklist" => Delivery::Blacklist(serde_json::from_str(payload)?),
-            "theft_webhook" => Delivery::Theft(serde_json::from_str(payload)?),
+            Delivery::BLACKLIST => Delivery::Blacklist(serde_json::from_str(payload)?),
+            Delivery::THEFT => Delivery::Theft(serde_json::from_str(payload)?),
             other => anyhow::bail!("unknown outbox kind {other:?}"),
         })
     }
@@ -188,19 +192,27 @@ impl Outbox {
         if self.update_gauges().await? == 0 {
             return Ok(0);
         }
+        // Only what this instance can deliver: in a shared database, an instance without a
+        // blacklist target (or a webhook) must never take, let alone settle, another's rows.
+        let kinds = self.deliverable_kinds();
+        if kinds == ["", ""] {
+            return Ok(0);
+        }
         let now = self.clock.now_ms();
         // The outer `claimed_until` test is checked again on the row itself, so two instances
         // claiming at once on Postgres cannot both take a row.
         let claimed: Vec<Claimed> = sqlx::query_as(
             "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
              WHERE claimed_until <= $2 AND id IN (SELECT id FROM outbox \
-             WHERE next_attempt_at <= $2 AND claimed_until <= $2 \
+             WHERE next_attempt_at <= $2 AND claimed_until <= $2 AND kind IN ($4, $5) \
              ORDER BY next_attempt_at LIMIT $3) \
              RETURNING id, kind, payload, attempts, created_at",
         )
         .bind(now + millis(LEASE))
         .bind(now)
         .bind(ROWS_PER_PASS)
+        .bind(kinds[0])
+        .bind(kinds[1])
         .fetch_all(&self.pool)
         .await?;
         let mut delivered = 0;
@@ -210,6 +222,14 @@ impl Outbox {
             }
         }
         Ok(delivered)
+    }
+
+    /// The row kinds this instance delivers (`""` for none), for the claim's `kind IN`.
+    fn deliverable_kinds(&self) -> [&'static str; 2] {
+        [
+            if self.publisher.blacklists() { Delivery::BLACKLIST } else { "" },
+            if self.publisher.reports_thefts() { Delivery::THEFT } else { "" },
+        ]
     }
 
     /// Tries one claimed row; returns whether it was delivered.
@@ -287,7 +307,7 @@ impl Outbox {
         .fetch_all(&self.pool)
         .await?;
         let now = self.clock.now_ms();
-        for kind in ["blacklist", "theft_webhook"] {
+        for kind in [Delivery::BLACKLIST, Delivery::THEFT] {
             let (pending, age_ms) = backlog
                 .iter()
                 .find(|row| row.kind == kind)

@@ -51,9 +51,9 @@ impl Publisher {
         Duration::from_secs(blacklist_ttl_secs(access_token_lifetime.as_secs()))
     }
 
-    /// Whether revocations go anywhere (no edge configured: nowhere).
+    /// Whether revocations go anywhere (`no_edge`: nowhere).
     pub fn blacklists(&self) -> bool {
-        !matches!(self.target, BlacklistTarget::Disabled)
+        !matches!(self.target, BlacklistTarget::NoEdge)
     }
 
     /// Whether thefts are posted anywhere.
@@ -87,7 +87,7 @@ impl Publisher {
     pub async fn blacklist(&self, handles: &[String]) -> anyhow::Result<()> {
         let ttl_seconds = self.ttl.as_secs();
         let request = match &self.target {
-            BlacklistTarget::Disabled => return Ok(()),
+            BlacklistTarget::NoEdge => anyhow::bail!("no blacklist to write: no_edge is set"),
             BlacklistTarget::CloudflareKv { api_url, account_id, namespace_id, api_token } => {
                 // https://developers.cloudflare.com/api/resources/kv/subresources/namespaces/methods/bulk_update/
                 let body: Vec<_> = handles

@@ -30,6 +30,7 @@ fn start(store: &Store, port: u16) -> Process {
         .env("LATCH_API_KEY", API_KEY)
         .env("LATCH_EDGE_SECRET", EDGE_SECRET)
         .env("LATCH_LOG", "error")
+        .env("LATCH_NO_EDGE", "true")
         // A load test: each client refreshes far faster than any browser would.
         .env("LATCH_RATE_LIMIT_SESSION_PER_MINUTE", "0")
         .stdout(Stdio::null())

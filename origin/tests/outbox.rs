@@ -23,6 +23,7 @@ on_both_stores!(
     a_refused_blacklist_write_is_retried_with_backoff_until_accepted,
     a_blacklist_entry_is_dropped_once_every_token_it_guarded_has_expired,
     a_theft_event_waits_in_the_outbox_until_the_webhook_is_back,
+    an_instance_without_an_edge_never_settles_another_instances_revocations,
 );
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -179,4 +180,33 @@ async fn a_theft_event_waits_in_the_outbox_until_the_webhook_is_back(store: Stor
     assert_eq!(event["event"], "token_theft_detected");
     assert_eq!(event["session_handle"], handle(&issued));
     wait_metric(&origin, "latch_outbox_pending{kind=\"theft_webhook\"}", 0.0).await;
+}
+
+/// In a shared database, an instance told there is no edge (`no_edge`) used to claim the other
+/// instances' blacklist rows and settle them as delivered: their revoked sessions then kept
+/// working at the edge. It now leaves them for an instance that can deliver them.
+async fn an_instance_without_an_edge_never_settles_another_instances_revocations(store: Store) {
+    let edge = unused_address();
+    let with_edge = Origin::start_at(&store, Clock::System, behind_edge(&edge)).await;
+    let without_edge = Origin::start_at(&store, Clock::System, |c| {
+        assert!(matches!(c.blacklist, BlacklistTarget::NoEdge));
+        c.outbox_max_backoff = MAX_BACKOFF;
+    })
+    .await;
+    let issued = with_edge.create("Zoë").await;
+    let reply =
+        with_edge.api(Method::DELETE, &format!("/v1/sessions/{}", handle(&issued)), None).await;
+    assert_eq!(reply.body["revoked"], true);
+    wait_metric_at_least(&with_edge, "latch_blacklist_writes_total{outcome=\"failed\"}", 1.0).await;
+    // Several passes of the instance without an edge (one a second, and woken).
+    for _ in 0..3 {
+        without_edge.state.sessions.wake_deliverer();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    assert_eq!(metric(&without_edge, PENDING), 1.0, "it sees the row, and leaves it");
+    assert_eq!(metric(&without_edge, "latch_blacklist_writes_total{outcome=\"ok\"}"), 0.0);
+    let log: Log = Default::default();
+    receiver_at(&edge, edge_router(&log)).await;
+    wait_for(&log, 1).await;
+    assert_eq!(blacklisted(&log), vec![handle(&issued)], "delivered by the instance with the edge");
 }

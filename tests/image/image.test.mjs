@@ -67,7 +67,7 @@ test("the binary taken out of the image is static and serves /readyz on the embe
   // A static executable names no dynamic loader.
   assert.ok(!readFileSync(binary).includes("ld-linux-x86-64.so"), "statically linked");
   const port = await freePort();
-  const env = { LATCH_LISTEN: `127.0.0.1:${port}`, LATCH_DATA_DIR: path.join(dir, "data"), LATCH_LOG: "warn" };
+  const env = { LATCH_LISTEN: `127.0.0.1:${port}`, LATCH_DATA_DIR: path.join(dir, "data"), LATCH_LOG: "warn", LATCH_NO_EDGE: "true" };
   const healthcheck = () =>
     new Promise((resolve) => spawn(binary, ["healthcheck"], { env, stdio: "ignore" }).on("exit", resolve));
   assert.equal(await healthcheck(), 1, "unhealthy before it listens");

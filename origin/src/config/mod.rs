@@ -37,8 +37,9 @@ pub enum BlacklistTarget {
     CloudflareKv { api_url: String, account_id: String, namespace_id: String, api_token: Secret },
     /// The edge's internal endpoint, authenticated with the edge secret.
     Edge { url: String },
-    /// Nowhere: no edge is configured (an origin serving app backends directly).
-    Disabled,
+    /// Nowhere: the deployment said no edge fronts this origin (`no_edge`; app backends call
+    /// it directly and verify strongly), so there is no blacklist to write.
+    NoEdge,
 }
 
 /// The validated configuration. Its `Debug` shows no secret (the database URL may hold a

@@ -24,8 +24,9 @@ macro_rules! settings {
             version,
             about = "Latch origin: creates, refreshes and revokes sessions; owns the signing keys.",
             long_about = "Latch origin: creates, refreshes and revokes sessions; owns the signing keys.\n\n\
-                With no configuration it serves on 127.0.0.1:3567 with an embedded SQLite database and \
-                development secrets in ./.latch. Every flag can also be set through the environment \
+                Given only where its edge is (--edge-url; or --no-edge when none fronts it), it serves \
+                on 127.0.0.1:3567 with an embedded SQLite database and development secrets in \
+                ./.latch. Every flag can also be set through the environment \
                 variable shown, or in a TOML file (--config) whose keys are the flag names with \
                 underscores. Flags beat environment variables, which beat the file."
         )]
@@ -178,6 +179,10 @@ settings! {
     /// The edge's base URL, for posting revocations to its blacklist when Cloudflare KV's REST
     /// API is not configured.
     edge_url: String, env "LATCH_EDGE_URL";
+    /// No edge fronts this origin (app backends call it directly): revocations are written to
+    /// no blacklist. Without it, edge_url or the cloudflare_* settings are required, so that a
+    /// revoked session's access tokens stop working at the edge.
+    no_edge: bool, env "LATCH_NO_EDGE", default false;
     /// Cloudflare account id, for writing the blacklist through KV's REST API.
     cloudflare_account_id: String, env "LATCH_CLOUDFLARE_ACCOUNT_ID";
     /// Workers KV namespace id of the edge's blacklist.

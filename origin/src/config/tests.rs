@@ -10,6 +10,7 @@ fn postgres_options() -> Options {
         master_key: Some(Secret::from(STANDARD.encode([1u8; 32]))),
         api_key: Some(Secret::from("0123456789abcdef")),
         edge_secret: Some(Secret::from("fedcba9876543210")),
+        edge_url: Some("https://edge.example.com".into()),
         ..Options::default()
     }
 }
@@ -25,7 +26,21 @@ fn defaults_match_the_docs() {
     assert!(config.anti_csrf.enabled && config.cookies.secure);
     assert_eq!(config.anti_csrf.check, CsrfCheck::UnsafeMethods);
     assert!(config.anti_csrf.routes.is_empty());
-    assert!(matches!(config.blacklist, BlacklistTarget::Disabled));
+    assert!(matches!(config.blacklist, BlacklistTarget::Edge { .. }));
+}
+
+#[test]
+fn an_origin_with_no_revocation_target_refuses_to_start_unless_told_there_is_no_edge() {
+    // Revocations would reach no blacklist: a copied cookie would keep working at the edge for
+    // the access token's life, and nothing would show it.
+    let silent = Options { edge_url: None, ..postgres_options() };
+    let err = Config::from_options(silent.clone()).unwrap_err().to_string();
+    assert!(err.contains("edge_url: required") && err.contains("no_edge"), "{err}");
+    let told = Config::from_options(Options { no_edge: Some(true), ..silent }).unwrap();
+    assert!(matches!(told.blacklist, BlacklistTarget::NoEdge));
+    let contradiction = Options { no_edge: Some(true), ..postgres_options() };
+    let err = Config::from_options(contradiction).unwrap_err().to_string();
+    assert!(err.contains("no_edge: says no edge fronts this origin"), "{err}");
 }
 
 #[test]
@@ -104,6 +119,7 @@ fn generated_secrets_stay_on_loopback_unless_told_it_is_a_development_run() {
     let open = Options {
         data_dir: Some(dir.clone()),
         listen: Some("0.0.0.0:3567".into()),
+        no_edge: Some(true),
         ..Options::default()
     };
     let err = Config::from_options(open.clone()).unwrap_err().to_string();
@@ -125,7 +141,8 @@ fn postgres_requires_real_secrets() {
 #[test]
 fn embedded_default_generates_and_reuses_dev_secrets() {
     let dir = std::env::temp_dir().join(format!("latch-config-{}", std::process::id()));
-    let settings = Options { data_dir: Some(dir.clone()), ..Options::default() };
+    let settings =
+        Options { data_dir: Some(dir.clone()), no_edge: Some(true), ..Options::default() };
     let first = Config::from_options(settings.clone()).unwrap();
     let second = Config::from_options(settings).unwrap();
     assert!(first.database_url.expose().starts_with("sqlite://"));

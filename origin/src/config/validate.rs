@@ -218,15 +218,32 @@ impl Config {
             }
             (None, None, None) => match &s.edge_url {
                 Some(url) => BlacklistTarget::Edge { url: url.trim_end_matches('/').to_owned() },
-                None => BlacklistTarget::Disabled,
+                None if s.no_edge() => BlacklistTarget::NoEdge,
+                // A revocation that reaches no blacklist leaves its access tokens working at
+                // every edge: never by accident.
+                None => {
+                    errors.push(
+                        "edge_url: required, so that revocations reach the edge's blacklist (or \
+                         the cloudflare_* settings, to write it through KV's REST API); set \
+                         no_edge = true if no edge fronts this origin"
+                            .into(),
+                    );
+                    BlacklistTarget::NoEdge
+                }
             },
             _ => {
                 errors.push(
                     "cloudflare_*: account id, KV namespace id and API token go together".into(),
                 );
-                BlacklistTarget::Disabled
+                BlacklistTarget::NoEdge
             }
         };
+        if s.no_edge() && !matches!(blacklist, BlacklistTarget::NoEdge) {
+            errors.push(
+                "no_edge: says no edge fronts this origin, but edge_url or cloudflare_* name one"
+                    .into(),
+            );
+        }
         for (name, url) in [
             ("edge_url", &s.edge_url),
             ("cloudflare_api_url", &s.cloudflare_api_url),
@@ -289,6 +306,8 @@ impl Config {
         let settings = Options {
             database_url: Some(database_url.to_owned()),
             master_key: Some(Secret::from(STANDARD.encode([7u8; 32]))),
+            // Tests that need a blacklist target set one.
+            no_edge: Some(true),
             api_key: Some(Secret::from("test-api-key-0123456789")),
             edge_secret: Some(Secret::from("test-edge-secret-0123456789")),
             cookie_secure: Some(false),
