@@ -29,6 +29,8 @@ mod origin;
 mod respond;
 mod settings;
 pub mod step;
+#[cfg(test)]
+mod tests;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -32,7 +32,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::revocation::Publisher;
-use crate::sessions::{SessionService, SessionSettings};
+use crate::sessions::{SessionService, TokenPolicy};
 
 /// The bearer credentials the API accepts.
 #[derive(Debug)]
@@ -100,7 +100,7 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
         keys: Arc::new(keys),
         rotation: RotationKey::new(derive_key(config.master_key.expose(), "refresh-rotation/v1")),
         clock,
-        settings: SessionSettings {
+        tokens: TokenPolicy {
             access_token_lifetime: config.access_token_lifetime,
             refresh_token_lifetime: config.refresh_token_lifetime,
             anti_csrf: config.anti_csrf.clone(),

@@ -31,9 +31,10 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::revocation::Publisher;
 
-/// Lifetimes and token options.
+/// What the tokens the service issues carry and how long they live: one of the origin's
+/// configuration's parts (the published *settings document* is `latch_shared::settings`).
 #[derive(Debug, Clone)]
-pub struct SessionSettings {
+pub struct TokenPolicy {
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     /// The deployment's anti-CSRF rules: whether tokens carry one, and where the edge checks it.
@@ -53,7 +54,7 @@ pub struct SessionService {
     pub(crate) keys: Arc<KeyManager>,
     pub(crate) rotation: RotationKey,
     pub(crate) clock: Clock,
-    pub(crate) settings: SessionSettings,
+    pub(crate) tokens: TokenPolicy,
     pub(crate) cookies: CookiePolicy,
     /// Blacklist entries and theft events, queued with the change they report.
     pub(crate) outbox: Arc<Outbox>,
@@ -169,8 +170,8 @@ pub fn parse_handle(text: &str) -> ApiResult<SessionHandle> {
 impl SessionService {
     fn issue(&self, ring: &KeyRing, grant: Grant<'_>) -> ApiResult<IssuedSession> {
         let claims = SessionClaims {
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
+            iss: self.tokens.issuer.clone(),
+            aud: self.tokens.audience.clone(),
             sub: grant.user_id.as_text().into_owned(),
             uid: Some(grant.user_id.clone()),
             sid: grant.handle.to_string(),
@@ -178,7 +179,7 @@ impl SessionService {
             pld: grant.jwt_payload.clone(),
             rgen: u64::try_from(grant.generation).ok(),
         };
-        let lifetime = chrono::Duration::from_std(self.settings.access_token_lifetime)
+        let lifetime = chrono::Duration::from_std(self.tokens.access_token_lifetime)
             .expect("lifetimes are validated to fit");
         let access = access::sign(&ring.signing, claims, self.clock.now(), lifetime)
             .map_err(|err| ApiError::BadRequest(err.to_string()))?;
@@ -213,7 +214,7 @@ impl SessionService {
         let handle = SessionHandle::generate(&mut OsRng);
         let refresh_token = self.rotation.first_token(handle.clone(), &mut OsRng);
         let current_hash = refresh_token.hash().to_hex();
-        let expires_at = now + millis(self.settings.refresh_token_lifetime);
+        let expires_at = now + millis(self.tokens.refresh_token_lifetime);
         let ring = self.keys.ring().await?;
         // Sign first: a payload too large for a cookie is refused before anything is stored.
         let issued = self.issue(
@@ -275,7 +276,7 @@ impl SessionService {
         let presented_hash = token.hash();
         let successor = self.rotation.successor(&token);
         let now = self.clock.now_ms();
-        let extended_expiry = now + millis(self.settings.refresh_token_lifetime);
+        let extended_expiry = now + millis(self.tokens.refresh_token_lifetime);
 
         // The compare-and-swap: only the current token rotates, exactly once.
         let rotated: Option<RotatedRow> = sqlx::query_as(
@@ -458,12 +459,12 @@ impl SessionService {
     ) -> ApiResult<SharedSettings> {
         let ring = self.keys.ring().await?;
         Ok(SharedSettings {
-            issuer: self.settings.issuer.clone(),
-            audience: self.settings.audience.clone(),
+            issuer: self.tokens.issuer.clone(),
+            audience: self.tokens.audience.clone(),
             cookies: self.cookies.clone(),
             session_expired_status,
             anti_csrf: self.anti_csrf_policy(),
-            access_token_lifetime_secs: self.settings.access_token_lifetime.as_secs(),
+            access_token_lifetime_secs: self.tokens.access_token_lifetime.as_secs(),
             jwks: ring.verifier.keys().to_jwks(),
         })
     }
@@ -518,7 +519,7 @@ impl SessionService {
 
     /// The deployment's anti-CSRF rules, as published to the edge.
     pub fn anti_csrf_policy(&self) -> AntiCsrfPolicy {
-        self.settings.anti_csrf.clone()
+        self.tokens.anti_csrf.clone()
     }
 
     pub async fn session_info(&self, handle: &SessionHandle) -> ApiResult<Option<Value>> {
