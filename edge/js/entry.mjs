@@ -82,7 +82,9 @@ function perform(step, request, env) {
     case "await_settings":
       return Promise.resolve(settingsLoad).then(() => ({ outcome: "waited" }));
     case "read_blacklist":
-      return env[plan.kv_binding].get(step.key).then(
+      return Promise.resolve()
+        .then(() => env[plan.kv_binding].get(step.key))
+        .then(
         (value) => ({ outcome: "blacklist", revoked: value !== null }),
         (err) => {
           console.error("latch-edge: KV read failed", err);
@@ -90,9 +92,13 @@ function perform(step, request, env) {
         },
       );
     case "write_blacklist":
-      return Promise.all(
-        step.entries.map((entry) => env[plan.kv_binding].put(entry.key, "1", { expirationTtl: entry.ttl_secs })),
-      ).then(
+      return Promise.resolve()
+        .then(() =>
+          Promise.all(
+            step.entries.map((entry) => env[plan.kv_binding].put(entry.key, "1", { expirationTtl: entry.ttl_secs })),
+          ),
+        )
+        .then(
         () => ({ outcome: "written" }),
         (err) => ({ outcome: "written", error: String(err) }),
       );

@@ -25,6 +25,9 @@ pub enum Refusal {
     /// The token names a key this isolate does not have, and a refetch is allowed: load the
     /// origin's keys and check again.
     NeedKeys,
+    /// The isolate holds no keys (dropped as too stale while this request waited on a load):
+    /// nothing can be checked, and nothing is known about the session.
+    NoKeys,
 }
 
 /// A request the engine admitted.
@@ -47,7 +50,7 @@ pub fn authenticate(
 ) -> Result<Admitted, Refusal> {
     let credential = engine::credential(facts).map_err(Refusal::Session)?;
     let token = credential.token().to_owned();
-    let loaded = isolate.loaded.as_ref().expect("settings are loaded before authenticating");
+    let Some(loaded) = isolate.loaded.as_ref() else { return Err(Refusal::NoKeys) };
     let check = loaded.settings.anti_csrf.check_for(facts.path);
     let csrf_enabled = loaded.settings.anti_csrf.enabled;
     let cached = isolate.cached_verification(&token);

@@ -11,7 +11,6 @@ use latch_shared::api::blacklist_key;
 use latch_shared::engine::RequestFacts;
 use latch_shared::settings::SharedSettings;
 use latch_shared::trace::{TraceContext, REQUEST_ID_HEADER};
-use latch_shared::SessionError;
 use serde::de::DeserializeOwned;
 
 use crate::admission::{self, Admitted, Refusal};
@@ -125,15 +124,19 @@ impl Exchange {
     }
 
     /// The request's session, by the shared engine's rules (`crate::admission`), fetching the
-    /// origin's keys first when the token names one this isolate does not have.
-    pub async fn authenticate(&mut self) -> Result<Admitted, SessionError> {
+    /// origin's keys first when the token names one this isolate does not have. A refused
+    /// session is [`EdgeError::Session`].
+    pub async fn authenticate(&mut self) -> Result<Admitted, EdgeError> {
         loop {
             let now = self.now();
             let checked =
                 admission::authenticate(&mut self.isolate.borrow_mut(), &self.facts(), now);
             match checked {
                 Ok(admitted) => return Ok(admitted),
-                Err(Refusal::Session(err)) => return Err(err),
+                Err(Refusal::Session(err)) => return Err(EdgeError::Session(err)),
+                Err(Refusal::NoKeys) => {
+                    return Err(EdgeError::OriginUnavailable("no keys to check the session".into()))
+                }
                 // Allowed at most once per cooldown: this loops at most twice.
                 Err(Refusal::NeedKeys) => self.load_settings(true).await,
             }

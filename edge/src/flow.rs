@@ -19,6 +19,7 @@ use crate::endpoints::{self, Endpoint};
 use crate::exchange::Exchange;
 use crate::instructions;
 use crate::isolate::BlacklistStatus;
+use crate::navigation;
 use crate::origin;
 use crate::respond::{cors_headers, EdgeError, Reply};
 use crate::step::{Amend, Forward, Header, OriginCall, Step};
@@ -62,7 +63,7 @@ pub async fn serve(mut cx: Exchange) -> Step {
         }
         let err = EdgeError::OriginUnavailable("no settings yet".into());
         let reply = cx.error_reply(err, None);
-        return cx.respond(with_cors(reply, cors));
+        return cx.respond(reply.with_headers(cors));
     };
     if let Some(endpoint) = Endpoint::with_settings(&cx.request, &settings, cx.page_load()) {
         return endpoints::serve(cx, endpoint).await;
@@ -76,11 +77,15 @@ pub async fn serve(mut cx: Exchange) -> Step {
     };
     let admitted = match cx.authenticate().await {
         Ok(admitted) => admitted,
-        Err(err) => {
+        Err(EdgeError::Session(err)) => {
             return match refused(&mut cx, err) {
-                Refused::Respond(reply) => cx.respond(with_cors(reply, cors)),
+                Refused::Respond(reply) => cx.respond(reply.with_headers(cors)),
                 Refused::Anonymous => forward(cx, Vec::new(), cors, None, None).await,
             }
+        }
+        Err(err) => {
+            let reply = cx.error_reply(err, Some(&settings));
+            return cx.respond(reply.with_headers(cors));
         }
     };
     let handle = admitted.verified.claims.sid.clone();
@@ -98,15 +103,19 @@ pub async fn serve(mut cx: Exchange) -> Step {
         };
         match verdict {
             Verdict::Clear => {}
+            // A revoked session is over on every route, optional ones included: its cookies
+            // are cleared (a page load goes to the login page), never left to linger.
             Verdict::Revoked(err) => {
-                return match refused(&mut cx, err) {
-                    Refused::Respond(reply) => cx.respond(with_cors(reply, cors)),
-                    Refused::Anonymous => forward(cx, Vec::new(), cors, None, None).await,
-                }
+                let reply = if page_load {
+                    navigation::session_ended(&settings, &config)
+                } else {
+                    Reply::session_error(&settings, &err)
+                };
+                return cx.respond(reply.with_headers(cors));
             }
             Verdict::Unavailable(err) => {
                 let reply = Reply::json(503, err.to_json());
-                return cx.respond(with_cors(reply, cors));
+                return cx.respond(reply.with_headers(cors));
             }
         }
     }
@@ -130,7 +139,7 @@ pub async fn serve(mut cx: Exchange) -> Step {
         Ok(set) => forward(cx, set, cors, report, Some(handle)).await,
         Err(err) => {
             let reply = cx.error_reply(EdgeError::Internal(err), Some(&settings));
-            cx.respond(with_cors(reply, cors))
+            cx.respond(reply.with_headers(cors))
         }
     }
 }
@@ -199,14 +208,9 @@ async fn forward(
         Ok(instruction) => instructions::apply(cx, instruction, session, cors).await,
         Err(()) => {
             let reply = cx.error_reply(EdgeError::UpstreamUnavailable, None);
-            cx.respond(with_cors(reply, cors))
+            cx.respond(reply.with_headers(cors))
         }
     }
-}
-
-fn with_cors(mut reply: Reply, cors: Vec<Header>) -> Reply {
-    reply.headers.extend(cors);
-    reply
 }
 
 /// The settings, for flows that act on a session (they cannot without).

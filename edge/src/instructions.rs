@@ -26,7 +26,7 @@ pub async fn apply(
     let settings = match required_settings(&mut cx).await {
         Ok(settings) => settings,
         Err(err) => {
-            let reply = cx.error_reply(err, None);
+            let reply = cx.error_reply(err, None).with_headers(cors);
             return cx.respond(reply);
         }
     };
@@ -42,7 +42,7 @@ pub async fn apply(
     match added {
         Ok(added) => Step::Amend(amend(added, cors)),
         Err(err) => {
-            let reply = cx.error_reply(err, Some(&settings));
+            let reply = cx.error_reply(err, Some(&settings)).with_headers(cors);
             cx.respond(reply)
         }
     }

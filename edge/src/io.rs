@@ -162,8 +162,9 @@ impl Io {
     }
 }
 
+/// Names the outcome's kind only: its contents may be a client's body or a login instruction.
 fn unexpected(step: &str, outcome: &Outcome) -> String {
-    format!("the entry answered {outcome:?} to {step}")
+    format!("the entry answered {} to {step}", outcome.kind())
 }
 
 /// One request's flow, driven step by step.

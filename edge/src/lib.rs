@@ -79,8 +79,9 @@ struct InFlight {
     machines: HashMap<u32, Machine>,
 }
 
-/// Requests in flight past this many means the entry lost some (it always ends each one with
-/// a final step or [`finish`]): they are dropped rather than kept forever.
+/// Requests in flight past this many means the entry lost some (it ends each one with a final
+/// step or [`finish`], unless the runtime cancelled it mid-step): the oldest are dropped rather
+/// than kept forever.
 const MAX_IN_FLIGHT: usize = 10_000;
 
 thread_local! {
@@ -204,8 +205,12 @@ fn run(id: u32, mut machine: Machine, outcome: Outcome) -> String {
         IN_FLIGHT.with(|in_flight| {
             let machines = &mut in_flight.borrow_mut().machines;
             if machines.len() >= MAX_IN_FLIGHT {
-                log::error("more requests in flight than any isolate serves: dropping them");
-                machines.clear();
+                // The oldest (the entry numbers requests in order) was surely lost: a client
+                // that went away mid-step. Live requests keep theirs.
+                log::warn("a request in flight was never ended: dropping the oldest");
+                if let Some(oldest) = machines.keys().min().copied() {
+                    machines.remove(&oldest);
+                }
             }
             machines.insert(id, machine);
         });

@@ -33,6 +33,12 @@ impl Reply {
         self
     }
 
+    /// Adds plain headers (the CORS ones).
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Reply {
+        self.headers.extend(headers);
+        self
+    }
+
     /// Responses that set cookies must never be stored by a cache.
     pub fn no_store_if_setting_cookies(mut self) -> Reply {
         let sets_cookies = self.headers.iter().any(|(name, _)| name == "set-cookie");

@@ -318,6 +318,24 @@ pub enum Outcome {
     AppUnreachable,
 }
 
+impl Outcome {
+    /// The outcome's kind, for log lines (never its contents).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Start => "start",
+            Outcome::Settings { .. } => "settings",
+            Outcome::Waited => "waited",
+            Outcome::Blacklist { .. } => "blacklist",
+            Outcome::Written { .. } => "written",
+            Outcome::Body { .. } => "body",
+            Outcome::Signed { .. } => "signed",
+            Outcome::Origin { .. } => "origin",
+            Outcome::App { .. } => "app",
+            Outcome::AppUnreachable => "app_unreachable",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,13 +131,12 @@ fn a_token_naming_an_unknown_key_while_the_settings_are_due_loads_twice_then_ask
 fn the_app_and_every_origin_call_of_one_request_see_one_trace() {
     let entry = Entry::new(&[("BLACKLIST_CHECK", "off")]);
     let cookie = format!("sAccessToken={}; sIdRefreshToken=irt", entry.token(&entry.key));
-    let mut machine = entry.request("POST", "/logout", &[("cookie", cookie)]);
+    let mut machine = entry.request("GET", "/logout", &[("cookie", cookie)]);
     assert!(matches!(machine.resume(Outcome::Start), Step::LoadSettings { .. }));
     let Step::Sign { input } = machine.resume(entry.settings_document()) else { panic!() };
     let Step::Forward(forward) = machine.resume(signed(&input)) else { panic!() };
     let at_app = header(&forward.set, "traceparent").expect("a trace is made").to_owned();
-    let Step::CallOrigin(revoke) =
-        machine.resume(Outcome::App { login: None, logout: true })
+    let Step::CallOrigin(revoke) = machine.resume(Outcome::App { login: None, logout: true })
     else {
         panic!()
     };
@@ -152,7 +151,10 @@ fn the_app_and_every_origin_call_of_one_request_see_one_trace() {
     };
     assert!(matches!(machine.resume(answer), Step::WriteBlacklist { .. }));
     let Step::Amend(amend) = machine.resume(Outcome::Written { error: None }) else { panic!() };
-    assert!(amend.append.iter().any(|(name, value)| name == "set-cookie" && value.contains("1970")));
+    assert!(amend
+        .append
+        .iter()
+        .any(|(name, value)| name == "set-cookie" && value.contains("1970")));
     assert_eq!(header(&amend.set, "cache-control"), Some("no-store"), "set, not appended");
 }
 

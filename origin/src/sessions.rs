@@ -225,7 +225,7 @@ impl SessionService {
                 jwt_payload: request.jwt_payload.clone(),
                 refresh_token,
                 anti_csrf: self
-                    .settings
+                    .tokens
                     .anti_csrf
                     .enabled
                     .then(|| AntiCsrfToken::generate(&mut OsRng)),
@@ -314,7 +314,7 @@ impl SessionService {
                 user_id: refreshed.user_id,
                 jwt_payload: parse_json(refreshed.jwt_payload, "JWT payload")?,
                 anti_csrf: self
-                    .settings
+                    .tokens
                     .anti_csrf
                     .enabled
                     .then(|| self.rotation.anti_csrf_for_successor(&token)),

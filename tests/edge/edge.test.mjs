@@ -524,6 +524,7 @@ test("session info is read and overwritten for the verified session only", async
 
 test("revocation by the origin's API reaches the edge's blacklist", async () => {
   const { browser } = await login("ivy");
+  const onOptional = browser.clone();
   const handle = JSON.parse(Buffer.from(tokenOf(browser).split(".")[1], "base64url")).sid;
   const revoked = await origin.api("DELETE", `/v1/sessions/${handle}`);
   assert.equal(revoked.body.revoked, true);
@@ -533,6 +534,11 @@ test("revocation by the origin's API reaches the edge's blacklist", async () => 
     status = (await browser.fetch("/private/x")).status;
   }
   assert.equal(status, 440, "blacklisted within seconds");
+  // Over on optional routes too: refused and cleared, not passed on anonymously with the
+  // dead cookies left in the browser.
+  const optional = await onOptional.fetch("/optional/feed");
+  assert.equal(optional.status, 440);
+  assertCleared(optional);
   const forged = await fetch(`${edge.url}/__latch/blacklist`, {
     method: "POST",
     headers: { authorization: "Bearer wrong", "content-type": "application/json" },
@@ -618,9 +624,11 @@ test("a bad configuration answers every request with a generic 500 and names not
 });
 
 test("a bad login instruction from the app is an error, not a session", async () => {
-  const res = await fetch(`${edge.url}/bad-login`);
+  const res = await fetch(`${edge.url}/bad-login`, { headers: { origin: "http://app.test" } });
   assert.equal(res.status, 500);
   assert.equal(res.headers.getSetCookie().length, 0);
+  assert.match(res.headers.get("x-request-id"), /^[0-9a-f]{32}$/, "the log line can be found");
+  assert.equal(res.headers.get("access-control-allow-origin"), "http://app.test", "a cross-origin page can read it");
 });
 
 test("a WebDAV method with a body reaches the app intact and needs the anti-csrf header", async () => {
