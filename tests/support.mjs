@@ -158,6 +158,7 @@ export async function startUpstream() {
       // An app that marks its answer cacheable, unaware that the edge sets cookies on it.
       if (url.searchParams.has("cacheable")) headers["cache-control"] = "public, max-age=600";
       if (url.pathname === "/bad-login") headers["x-latch-login"] = "{not json";
+      if (url.pathname === "/string-payload-login") headers["x-latch-login"] = '{"user_id":"x","jwt_payload":"notanobject"}';
       if (url.pathname === "/deep-login") headers["x-latch-login"] = `{"user_id":"x","jwt_payload":${"[".repeat(2000)}`;
       if (url.pathname === "/big-login") {
         headers["x-latch-login"] = JSON.stringify({ user_id: "big", jwt_payload: { blob: "x".repeat(5000) } });

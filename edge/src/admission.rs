@@ -41,17 +41,31 @@ pub struct Admitted {
     pub first_sight: bool,
 }
 
+/// What a session check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Acting as the session: every rule, anti-CSRF included.
+    Act,
+    /// Ending a session the request displaces (a new login over it): a valid token is enough,
+    /// since nothing is done on its behalf.
+    End,
+}
+
 /// The engine's check (`latch_shared::engine`) with this isolate's cache of verified
 /// signatures and, on an unknown key, a refetch of the origin's keys at most once per cooldown.
 pub fn authenticate(
     isolate: &mut Isolate,
     facts: &RequestFacts<'_>,
+    purpose: Purpose,
     now: DateTime<Utc>,
 ) -> Result<Admitted, Refusal> {
     let credential = engine::credential(facts).map_err(Refusal::Session)?;
     let token = credential.token().to_owned();
     let Some(loaded) = isolate.loaded.as_ref() else { return Err(Refusal::NoKeys) };
-    let check = loaded.settings.anti_csrf.check_for(facts.path);
+    let check = match purpose {
+        Purpose::Act => loaded.settings.anti_csrf.check_for(facts.path),
+        Purpose::End => engine::CsrfCheck::Never,
+    };
     let csrf_enabled = loaded.settings.anti_csrf.enabled;
     let cached = isolate.cached_verification(&token);
     let first_sight = cached.is_none();

@@ -13,7 +13,7 @@ use latch_shared::settings::SharedSettings;
 use latch_shared::trace::{TraceContext, REQUEST_ID_HEADER};
 use serde::de::DeserializeOwned;
 
-use crate::admission::{self, Admitted, Refusal};
+use crate::admission::{self, Admitted, Purpose, Refusal};
 use crate::config::EdgeConfig;
 use crate::io::Io;
 use crate::isolate::{Isolate, SettingsState};
@@ -127,10 +127,24 @@ impl Exchange {
     /// origin's keys first when the token names one this isolate does not have. A refused
     /// session is [`EdgeError::Session`].
     pub async fn authenticate(&mut self) -> Result<Admitted, EdgeError> {
+        self.check_session(Purpose::Act).await
+    }
+
+    /// The handle of the valid session the request carries, if any, for ending it: anti-CSRF
+    /// does not apply (nothing is done on the session's behalf).
+    pub async fn displaced_session(&mut self) -> Option<String> {
+        self.check_session(Purpose::End).await.ok().map(|admitted| admitted.verified.claims.sid)
+    }
+
+    async fn check_session(&mut self, purpose: Purpose) -> Result<Admitted, EdgeError> {
         loop {
             let now = self.now();
-            let checked =
-                admission::authenticate(&mut self.isolate.borrow_mut(), &self.facts(), now);
+            let checked = admission::authenticate(
+                &mut self.isolate.borrow_mut(),
+                &self.facts(),
+                purpose,
+                now,
+            );
             match checked {
                 Ok(admitted) => return Ok(admitted),
                 Err(Refusal::Session(err)) => return Err(EdgeError::Session(err)),

@@ -31,7 +31,17 @@ pub async fn apply(
         }
     };
     let added = if let Some(text) = instruction.login {
-        login(&mut cx, &text).await.map(|issued| settings.cookies.session_headers(&issued.tokens))
+        // The session the browser had until now: its cookies are about to be replaced, and a
+        // copy of them must not outlive it (another user signing in on the same browser).
+        let displaced = match session {
+            Some(handle) => Some(handle),
+            None => cx.displaced_session().await,
+        };
+        let issued = login(&mut cx, &text).await;
+        if let (Ok(_), Some(handle)) = (&issued, displaced) {
+            end_displaced(&mut cx, &handle, settings.blacklist_ttl_secs()).await;
+        }
+        issued.map(|issued| settings.cookies.session_headers(&issued.tokens))
     } else if instruction.logout {
         logout(&mut cx, session, settings.blacklist_ttl_secs())
             .await
@@ -54,6 +64,19 @@ async fn login(cx: &mut Exchange, text: &str) -> Result<IssuedSession, EdgeError
     })?;
     let call = origin::create(&cx.config, &request);
     cx.call_origin_json(call).await
+}
+
+/// Revokes a session a new login displaced. A failure is logged, not the login's: the browser
+/// gets its new session either way, and the old one still ends when its tokens expire.
+async fn end_displaced(cx: &mut Exchange, handle: &str, ttl_secs: u64) {
+    let call = origin::revoke(&cx.config, handle);
+    match cx.call_origin_json::<RevokeResponse>(call).await {
+        Ok(_) => cx.blacklist(handle, ttl_secs).await,
+        Err(err) => {
+            let id = cx.request_id();
+            crate::log::error(&format!("could not end the session a login displaced (request {id}): {err}"));
+        }
+    }
 }
 
 /// Revokes the request's session, if it has a valid one: without, there is nothing to revoke,

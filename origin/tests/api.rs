@@ -123,6 +123,15 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing(store: Store) {
                 Method::POST,
                 "/v1/sessions",
                 Some("application/json"),
+                json_body(r#"{"user_id":"zoë","jwt_payload":"notanobject"}"#),
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/sessions",
+                Some("application/json"),
                 json_body(r#"{"user_id":7.5}"#),
             ),
             StatusCode::BAD_REQUEST,

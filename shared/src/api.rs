@@ -80,10 +80,30 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct CreateSessionRequest {
     /// A JSON string or a whole JSON number, given back with its type.
     pub user_id: UserId,
-    #[serde(default)]
+    /// A JSON object (or absent): it becomes the access token's payload, which every reader
+    /// (the assertion's `pld`, the Session object) takes to be an object.
+    #[serde(default, deserialize_with = "object_or_absent")]
     pub jwt_payload: Option<Value>,
     #[serde(default)]
     pub session_info: Option<Value>,
+}
+
+/// `null` or absent is no payload; an object is kept; anything else is refused by name.
+fn object_or_absent<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<Value>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(from)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(object @ Value::Object(_)) => Ok(Some(object)),
+        Some(other) => {
+            let kind = match other {
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                _ => "an array",
+            };
+            Err(D::Error::custom(format!("jwt_payload must be a JSON object, not {kind}")))
+        }
+    }
 }
 
 /// A token and the moment it stops being valid.

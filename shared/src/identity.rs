@@ -99,6 +99,20 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn a_login_instruction_whose_payload_is_not_an_object_is_refused_by_name() {
+        for payload in [r#""notanobject""#, "7", "[1]", "true"] {
+            let text = format!(r#"{{"user_id":"zoë","jwt_payload":{payload}}}"#);
+            let err = parse_login_instruction(&text).unwrap_err();
+            assert!(err.contains("jwt_payload must be a JSON object"), "{payload}: {err}");
+        }
+        for payload in ["null", r#"{"role":"admin"}"#] {
+            let text = format!(r#"{{"user_id":"zoë","jwt_payload":{payload}}}"#);
+            assert!(parse_login_instruction(&text).is_ok(), "{payload}");
+        }
+        assert_eq!(parse_login_instruction(r#"{"user_id":"z"}"#).unwrap().jwt_payload, None);
+    }
+
+    #[test]
     fn every_spelling_of_a_latch_header_is_recognised() {
         for name in ["x-latch-user-id", "X-Latch-Assertion", "x_latch_user_id", "X_LATCH-proof"] {
             assert!(is_latch_header(name), "{name}");

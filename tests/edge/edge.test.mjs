@@ -17,7 +17,7 @@ function edgeBindings(overrides = {}) {
     ORIGIN_URL: origin.url,
     UPSTREAM_URL: upstream.url,
     DEFAULT_ROUTE: "protected",
-    PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login",
+    PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login, /string-payload-login",
     OPTIONAL_PATHS: "/optional/*",
     SETTINGS_CACHE_SECS: "300",
     // Part of the revocation delay: a session revoked elsewhere is refused within this.
@@ -929,4 +929,20 @@ test("an answer that sets session cookies is never cacheable, whatever the app s
   assert.equal(out.headers.get("cache-control"), "no-store");
   // An answer that sets no session cookie keeps the app's caching.
   assert.equal((await fetch(`${edge.url}/public/page?cacheable=1`)).headers.get("cache-control"), "public, max-age=600");
+});
+
+test("signing in over a live session ends the displaced one: a copy of its cookies is refused", async () => {
+  const { browser } = await login("alice-displaced");
+  const copy = browser.clone();
+  assert.equal((await browser.fetch("/login?user=bob-displacing")).status, 200);
+  assert.equal((await browser.fetch("/private/me")).json.headers["x-latch-user-id"], "bob-displacing");
+  const refused = await copy.fetch("/private/me");
+  assert.equal(refused.status, 440, refused.text);
+  assert.equal(refused.json.error, "UNAUTHORISED");
+});
+
+test("a login instruction whose JWT payload is not an object is refused, not a session", async () => {
+  const res = await fetch(`${edge.url}/string-payload-login`);
+  assert.equal(res.status, 500);
+  assert.equal(res.headers.getSetCookie().length, 0);
 });
