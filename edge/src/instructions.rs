@@ -74,7 +74,9 @@ async fn end_displaced(cx: &mut Exchange, handle: &str, ttl_secs: u64) {
         Ok(_) => cx.blacklist(handle, ttl_secs).await,
         Err(err) => {
             let id = cx.request_id();
-            crate::log::error(&format!("could not end the session a login displaced (request {id}): {err}"));
+            crate::log::error(&format!(
+                "could not end the session a login displaced (request {id}): {err}"
+            ));
         }
     }
 }
