@@ -170,8 +170,7 @@ impl Exchange {
         &mut self,
         call: OriginCall,
     ) -> Result<T, EdgeError> {
-        let body = self.call_origin(call).await?;
-        origin::read_json(Ok(crate::io::OriginAnswer { status: 200, body, retry_after: None }))
+        origin::parse_body(&self.call_origin(call).await?)
     }
 
     /// Blacklists a session the edge itself ended (signout, theft, the app's logout): refused

@@ -301,7 +301,7 @@ impl Isolate {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use latch_shared::keys::SigningKey;
 
@@ -321,6 +321,19 @@ mod tests {
         })
         .unwrap();
         Isolate::new(config)
+    }
+
+    /// The origin's settings document for `keys`, as the edge's tests publish it.
+    pub(crate) fn settings_for(keys: &KeySet) -> SharedSettings {
+        SharedSettings {
+            issuer: "latch".into(),
+            audience: "latch".into(),
+            cookies: Default::default(),
+            session_expired_status: 440,
+            anti_csrf: Default::default(),
+            access_token_lifetime_secs: 3600,
+            jwks: keys.to_jwks(),
+        }
     }
 
     #[test]
@@ -381,16 +394,7 @@ mod tests {
     fn keys_not_refreshed_for_the_max_stale_age_are_dropped() {
         let mut isolate = isolate("10");
         let keys = KeySet::new([SigningKey::from_seed(&[1; 32]).verifying_key()]).unwrap();
-        let settings = SharedSettings {
-            issuer: "latch".into(),
-            audience: "latch".into(),
-            cookies: Default::default(),
-            session_expired_status: 440,
-            anti_csrf: Default::default(),
-            access_token_lifetime_secs: 3600,
-            jwks: keys.to_jwks(),
-        };
-        isolate.install(settings, keys, 0.0);
+        isolate.install(settings_for(&keys), keys, 0.0);
         assert_eq!(isolate.settings_state(1.0), SettingsState::Ready);
         isolate.loading = false;
         // The origin stays unreachable: the cached keys serve until the max stale age (1 h).

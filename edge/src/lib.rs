@@ -201,7 +201,7 @@ pub fn finish(id: u32) {
 
 fn run(id: u32, mut machine: Machine, outcome: Outcome) -> String {
     let step = machine.resume(outcome);
-    if !step.is_final() && !machine.is_done() {
+    if !machine.is_done() {
         IN_FLIGHT.with(|in_flight| {
             let machines = &mut in_flight.borrow_mut().machines;
             if machines.len() >= MAX_IN_FLIGHT {

@@ -85,12 +85,9 @@ pub fn read_answer(answer: Result<OriginAnswer, String>) -> Result<String, EdgeE
     }
 }
 
-/// [`read_answer`], parsed as `T`.
-pub fn read_json<T: DeserializeOwned>(
-    answer: Result<OriginAnswer, String>,
-) -> Result<T, EdgeError> {
-    let body = read_answer(answer)?;
-    serde_json::from_str(&body)
+/// A successful answer's body, parsed as `T`.
+pub fn parse_body<T: DeserializeOwned>(body: &str) -> Result<T, EdgeError> {
+    serde_json::from_str(body)
         .map_err(|err| EdgeError::OriginUnavailable(format!("origin answered bad JSON: {err}")))
 }
 

@@ -173,13 +173,6 @@ pub enum Step {
     Amend(Amend),
 }
 
-impl Step {
-    /// Whether the request ends with this step (the entry never resumes after it).
-    pub fn is_final(&self) -> bool {
-        matches!(self, Step::Respond(_) | Step::Amend(_))
-    }
-}
-
 /// A KV write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BlacklistWrite {

@@ -8,7 +8,6 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Duration, Utc};
 use latch_shared::access::{sign, SessionClaims};
 use latch_shared::keys::{KeySet, SigningKey};
-use latch_shared::settings::SharedSettings;
 use latch_shared::trace::REQUEST_ID_HEADER;
 
 use super::*;
@@ -54,15 +53,7 @@ impl Entry {
 
     fn settings_document(&self) -> Outcome {
         let keys = KeySet::new([self.key.verifying_key()]).unwrap();
-        let settings = SharedSettings {
-            issuer: "latch".into(),
-            audience: "latch".into(),
-            cookies: Default::default(),
-            session_expired_status: 440,
-            anti_csrf: Default::default(),
-            access_token_lifetime_secs: 600,
-            jwks: keys.to_jwks(),
-        };
+        let settings = crate::isolate::tests::settings_for(&keys);
         Outcome::Settings { text: Some(serde_json::to_string(&settings).unwrap()), error: None }
     }
 
