@@ -118,7 +118,11 @@ async fn session_endpoint(
         Endpoint::SessionInfo { update } => {
             let handle = cx.authenticate().await?.verified.claims.sid;
             let call = if update {
-                let body = cx.io.read_body(MAX_FORWARDED_BODY_BYTES).await.map_err(body_refused)?;
+                let body = cx
+                    .io
+                    .read_body(MAX_FORWARDED_BODY_BYTES)
+                    .await
+                    .map_err(|r| body_refused(r, MAX_FORWARDED_BODY_BYTES))?;
                 origin::update_session_info(&config, &handle, body)
             } else {
                 origin::session_info(&config, &handle)
@@ -135,9 +139,9 @@ async fn session_endpoint(
 /// limit (`MAX_BODY_BYTES`) and answers for it.
 const MAX_FORWARDED_BODY_BYTES: usize = 1024 * 1024;
 
-fn body_refused(refused: BodyRefused) -> EdgeError {
+fn body_refused(refused: BodyRefused, limit: usize) -> EdgeError {
     match refused {
-        BodyRefused::TooLarge => EdgeError::too_large("the body is too large"),
+        BodyRefused::TooLarge => EdgeError::too_large(format!("the body is over {limit} bytes")),
         BodyRefused::NotUtf8 => EdgeError::bad_request("the body must be UTF-8 JSON"),
     }
 }
@@ -204,7 +208,8 @@ async fn blacklist_hook(cx: &mut Exchange) -> Result<Reply, EdgeError> {
             message: "no such route".into(),
         });
     }
-    let body = cx.io.read_body(MAX_BODY_BYTES).await.map_err(body_refused)?;
+    let body =
+        cx.io.read_body(MAX_BODY_BYTES).await.map_err(|r| body_refused(r, MAX_BODY_BYTES))?;
     let body: BlacklistRequest = serde_json::from_str(&body).map_err(|err| {
         EdgeError::bad_request(format!("the body must be {{\"entries\": [...]}}: {err}"))
     })?;

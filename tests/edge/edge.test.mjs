@@ -661,6 +661,7 @@ test("deep and huge JSON at every edge endpoint is refused and the isolate keeps
   const huge = await put(JSON.stringify({ session_info: "x".repeat(2 * 1024 * 1024) }));
   assert.equal(huge.status, 413);
   assert.equal(huge.json.error, "PAYLOAD_TOO_LARGE");
+  assert.match(huge.json.message, /over 1048576 bytes/, "the refusal names the limit");
   const hook = (body) =>
     fetch(`${edge.url}/__latch/blacklist`, {
       method: "POST",
