@@ -10,11 +10,7 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 use crate::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
-    App,
-    Edge,
-}
+pub use latch_shared::api::Caller;
 
 fn secret_matches(expected: &str, presented: &str) -> bool {
     expected.as_bytes().ct_eq(presented.as_bytes()).into()

@@ -63,6 +63,7 @@ fn routes(handle: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::DELETE, "/v1/users/u/sessions".into(), None),
         (Method::GET, "/metrics".into(), None),
         (Method::POST, "/v1/keys/rotate".into(), None),
+        (Method::GET, "/v1/caller".into(), None),
     ]
 }
 
@@ -89,6 +90,11 @@ async fn every_endpoint_needs_the_right_credential(store: Store) {
             assert_ne!(as_edge.status, StatusCode::FORBIDDEN, "{method} {path} as the edge");
         }
     }
+    // An edge handed the API key instead of its secret would hold admin powers: the credential
+    // check tells the two apart, so `latch check-edge --probe-origin` can refuse it.
+    let caller = |auth| origin.call(Method::GET, "/v1/caller", Some(auth), None);
+    assert_eq!(caller(EDGE_SECRET).await.body, json!({"caller": "edge"}));
+    assert_eq!(caller(API_KEY).await.body, json!({"caller": "app"}));
     // The session survived all of that (only the one DELETE above, as the edge, revoked it).
     let reply = origin.verify(&access_token(&issued)).await;
     assert_eq!(reply.error(), "UNAUTHORISED");

@@ -30,6 +30,9 @@ pub mod paths {
     pub const HEALTH: &str = "/healthz";
     pub const READY: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
+    /// GET: which credential the bearer token is (`super::CallerAnswer`), so a deployment can
+    /// check its secrets are wired the right way round before it serves anyone.
+    pub const CALLER: &str = "/v1/caller";
     /// The edge's internal endpoint the origin posts revocations to when KV's REST API is not
     /// configured.
     pub const EDGE_BLACKLIST: &str = "/__latch/blacklist";
@@ -67,6 +70,24 @@ pub mod paths {
 
 /// The end client's IP address, which the edge (or an app backend) sends with refresh and session
 /// creation so that the origin's per-address rate limits apply to the client, not the caller.
+/// Who is calling the origin's API: an app backend or admin (the API key) or the edge (the edge
+/// secret).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Caller {
+    App,
+    Edge,
+}
+
+/// `GET /v1/caller`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerAnswer {
+    /// The credential presented: `edge` for the edge secret, `app` for the API key.
+    pub caller: Caller,
+}
+
 pub const CLIENT_ADDRESS_HEADER: &str = "x-latch-client-address";
 
 /// Largest request body the origin accepts, and the edge forwards to it (session info and JWT

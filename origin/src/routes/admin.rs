@@ -1,15 +1,15 @@
 //! The admin operations: metrics and key rotation (the API key's; sessions and users have their
-//! own modules).
+//! own modules), and the credential check both callers may make.
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use latch_shared::api::paths;
+use latch_shared::api::{paths, CallerAnswer};
 
 #[allow(unused_imports)] // named by the OpenAPI annotations
 use super::openapi::{BadRequest, Forbidden, GeneralError, Unauthenticated};
 use super::{Json, Query};
-use crate::auth::AppCaller;
+use crate::auth::{AppCaller, Caller};
 use crate::error::ApiResult;
 use crate::AppState;
 
@@ -27,6 +27,23 @@ use crate::AppState;
 )]
 pub async fn metrics(_: AppCaller, State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.sessions.metrics_text())
+}
+
+/// Which credential the bearer token is: `latch check-edge --probe-origin` asks with the edge's
+/// secret, so an edge given the API key (admin powers it must not hold) or a stale secret is
+/// caught before it serves anyone.
+#[utoipa::path(
+    get,
+    path = paths::CALLER,
+    responses(
+        (status = 200, description = "The credential presented", body = CallerAnswer),
+        (status = 401, response = Unauthenticated),
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "admin"
+)]
+pub async fn caller(caller: Caller) -> Json<CallerAnswer> {
+    Json(CallerAnswer { caller })
 }
 
 /// The key that will sign next, and from when.

@@ -55,6 +55,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::get_info, sessions::update_info))
         .routes(routes!(users::list, users::revoke_all))
         .routes(routes!(admin::rotate_keys))
+        .routes(routes!(admin::caller))
         .routes(routes!(documents::jwks))
         .routes(routes!(documents::settings))
         .routes(routes!(documents::openapi))
