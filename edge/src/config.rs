@@ -9,6 +9,25 @@ use latch_shared::engine::{Access, PathRule, Routes};
 use latch_shared::secret::Secret;
 use latch_shared::validate;
 
+/// The edge's variables that are secrets: set with `wrangler secret put` (or `.dev.vars`
+/// locally), never in `wrangler.toml`'s `[vars]`, which are public in the dashboard and the
+/// repository.
+pub const SECRETS: [&str; 2] = ["EDGE_SECRET", "ASSERTION_KEYS"];
+
+/// Every problem an edge configuration has, one sentence each, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlacklistMode {
     Off,
@@ -59,8 +78,8 @@ pub struct EdgeConfig {
 
 impl EdgeConfig {
     /// Builds the configuration from a variable lookup (vars and secrets alike). The error names
-    /// every bad value; it is for the log, never for clients.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, String> {
+    /// every bad value; it is for the log and `latch check-edge`, never for clients.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, ConfigError> {
         let mut errors: Vec<String> = Vec::new();
         let mut text = |name: &str, default: Option<&str>| -> String {
             match get(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
@@ -215,7 +234,7 @@ impl EdgeConfig {
         }
 
         let Some(assertion) = assertion.filter(|_| errors.is_empty()) else {
-            return Err(errors.join("; "));
+            return Err(ConfigError { problems: errors });
         };
         let assertion_jwks =
             serde_json::to_string(&assertion.jwks()).expect("a JWKS always serialises");
@@ -318,7 +337,8 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "*"),
             ("ASSERTION_KEYS", "short"),
         ]))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         for name in [
             "ORIGIN_URL",
             "UPSTREAM_URL",
@@ -334,7 +354,7 @@ mod tests {
 
     #[test]
     fn a_login_url_behind_the_login_wall_is_refused() {
-        let err = EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "/login")])).unwrap_err();
+        let err = EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "/login")])).unwrap_err().to_string();
         assert!(err.contains("LOGIN_URL"), "{err}");
         let config = EdgeConfig::from_lookup(lookup(&[
             ("LOGIN_URL", "/login?next=1"),
@@ -381,6 +401,18 @@ mod tests {
             .map(|name| name.trim_end_matches(" (secret)").to_owned())
             .collect();
         assert_eq!(documented, read.into_inner(), "docs/configuration.md's edge table is stale");
+    }
+
+    #[test]
+    fn the_docs_mark_exactly_the_secrets_as_secrets() {
+        let docs = include_str!("../../docs/configuration.md");
+        let edge_docs = docs.split("## Edge").nth(1).unwrap().split("### ").next().unwrap();
+        let marked: Vec<&str> = edge_docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once("` (secret)"))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(marked, SECRETS);
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod log;
 mod navigation;
 mod origin;
 mod respond;
-mod settings;
+pub mod settings;
 pub mod step;
 #[cfg(test)]
 mod tests;
@@ -41,7 +41,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use worker::Env;
 
-pub use config::{BlacklistMode, EdgeConfig};
+pub use config::{BlacklistMode, ConfigError, EdgeConfig, SECRETS};
 pub use exchange::Clock;
 use exchange::Exchange;
 pub use io::Machine;

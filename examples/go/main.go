@@ -1,12 +1,12 @@
 // A Go app behind the Latch edge: net/http and the standard library's crypto/ed25519, no
 // modules to fetch. Copy it and change the handlers. Configuration (environment):
 //
-//	PORT              where this app listens (default 3000)
-//	LATCH_EDGE_URL    the edge in front of it: its keys are at /.well-known/latch-assertion-jwks.json
-//	LATCH_AUDIENCE    this app's audience at the edge (ASSERTION_AUDIENCE; the edge's default is its UPSTREAM_URL)
-//	LATCH_ISSUER      the edge's ASSERTION_ISSUER (default latch-edge)
-//	LATCH_ORIGIN_URL  the origin's API, for session info
-//	LATCH_API_KEY     the origin's API key
+//	PORT                      where this app listens (default 3000)
+//	LATCH_EDGE_URL            the edge in front of it: its keys are at /.well-known/latch-assertion-jwks.json
+//	LATCH_ASSERTION_AUDIENCE  the assertion's aud: the edge's ASSERTION_AUDIENCE (by default its UPSTREAM_URL)
+//	LATCH_ASSERTION_ISSUER    the assertion's iss: the edge's ASSERTION_ISSUER (default latch-edge)
+//	LATCH_ORIGIN_URL          the origin's API, for session info
+//	LATCH_API_KEY             the origin's API key
 package main
 
 import (
@@ -38,8 +38,8 @@ var (
 	edgeURL   = env("LATCH_EDGE_URL", "http://127.0.0.1:8787")
 	originURL = env("LATCH_ORIGIN_URL", "http://127.0.0.1:3567")
 	apiKey    = os.Getenv("LATCH_API_KEY")
-	issuer    = env("LATCH_ISSUER", "latch-edge")
-	audience  = os.Getenv("LATCH_AUDIENCE")
+	issuer    = env("LATCH_ASSERTION_ISSUER", "latch-edge")
+	audience  = os.Getenv("LATCH_ASSERTION_AUDIENCE")
 )
 
 // Claims of the edge's assertion. UID is the user id with its JSON type (string or number).
@@ -188,7 +188,7 @@ func asciiJSON(value interface{}) string {
 func main() {
 	if audience == "" {
 		// Without an audience, an assertion meant for another app behind the same edge would pass.
-		log.Fatal("set LATCH_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge")
+		log.Fatal("set LATCH_ASSERTION_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge")
 	}
 	http.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate the person first (a password, a magic link...); then tell the edge.

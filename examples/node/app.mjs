@@ -1,17 +1,17 @@
 // A Node app behind the Latch edge: plain node:http and `jose` (npm). Copy it and change the
 // handlers. Configuration (environment):
-//   PORT                 where this app listens (default 3000)
-//   LATCH_EDGE_URL       the edge in front of it: its keys are at /.well-known/latch-assertion-jwks.json
-//   LATCH_AUDIENCE       this app's audience at the edge (ASSERTION_AUDIENCE; the edge's default is its UPSTREAM_URL)
-//   LATCH_ISSUER         the edge's ASSERTION_ISSUER (default latch-edge)
-//   LATCH_ORIGIN_URL     the origin's API, for session info
-//   LATCH_API_KEY        the origin's API key
+//   PORT                      where this app listens (default 3000)
+//   LATCH_EDGE_URL            the edge in front of it: its keys are at /.well-known/latch-assertion-jwks.json
+//   LATCH_ASSERTION_AUDIENCE  the assertion's aud: the edge's ASSERTION_AUDIENCE (by default its UPSTREAM_URL)
+//   LATCH_ASSERTION_ISSUER    the assertion's iss: the edge's ASSERTION_ISSUER (default latch-edge)
+//   LATCH_ORIGIN_URL          the origin's API, for session info
+//   LATCH_API_KEY             the origin's API key
 import http from "node:http";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 
 const env = process.env;
 // Without an audience, an assertion meant for another app behind the same edge would pass.
-if (!env.LATCH_AUDIENCE) throw new Error("set LATCH_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge");
+if (!env.LATCH_ASSERTION_AUDIENCE) throw new Error("set LATCH_ASSERTION_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge");
 const EDGE = env.LATCH_EDGE_URL ?? "http://127.0.0.1:8787";
 const ORIGIN = env.LATCH_ORIGIN_URL ?? "http://127.0.0.1:3567";
 const keys = createRemoteJWKSet(new URL("/.well-known/latch-assertion-jwks.json", EDGE));
@@ -22,8 +22,8 @@ async function identity(req) {
   if (!assertion) throw new Error("no assertion: the request did not come through the edge");
   const { payload } = await jwtVerify(assertion, keys, {
     algorithms: ["EdDSA"],
-    issuer: env.LATCH_ISSUER ?? "latch-edge",
-    audience: env.LATCH_AUDIENCE,
+    issuer: env.LATCH_ASSERTION_ISSUER ?? "latch-edge",
+    audience: env.LATCH_ASSERTION_AUDIENCE,
     maxTokenAge: "60s",
   });
   return payload; // sub (string), uid (string or number), sid, pld, csrf

@@ -1,12 +1,12 @@
 """A Python app behind the Latch edge: Flask and PyJWT. Copy it and change the handlers.
 
 Configuration (environment):
-  PORT              where this app listens (default 3000)
-  LATCH_EDGE_URL    the edge in front of it: its keys are at /.well-known/latch-assertion-jwks.json
-  LATCH_AUDIENCE    this app's audience at the edge (ASSERTION_AUDIENCE; the edge's default is its UPSTREAM_URL)
-  LATCH_ISSUER      the edge's ASSERTION_ISSUER (default latch-edge)
-  LATCH_ORIGIN_URL  the origin's API, for session info
-  LATCH_API_KEY     the origin's API key
+  PORT                      where this app listens (default 3000)
+  LATCH_EDGE_URL            the edge in front of it: its keys are at /.well-known/latch-assertion-jwks.json
+  LATCH_ASSERTION_AUDIENCE  the assertion's aud: the edge's ASSERTION_AUDIENCE (by default its UPSTREAM_URL)
+  LATCH_ASSERTION_ISSUER    the assertion's iss: the edge's ASSERTION_ISSUER (default latch-edge)
+  LATCH_ORIGIN_URL          the origin's API, for session info
+  LATCH_API_KEY             the origin's API key
 """
 
 import json
@@ -20,11 +20,11 @@ from flask import Flask, jsonify, request
 EDGE = os.environ.get("LATCH_EDGE_URL", "http://127.0.0.1:8787")
 ORIGIN = os.environ.get("LATCH_ORIGIN_URL", "http://127.0.0.1:3567")
 API_KEY = os.environ.get("LATCH_API_KEY", "")
-ISSUER = os.environ.get("LATCH_ISSUER", "latch-edge")
-AUDIENCE = os.environ.get("LATCH_AUDIENCE")
+ISSUER = os.environ.get("LATCH_ASSERTION_ISSUER", "latch-edge")
+AUDIENCE = os.environ.get("LATCH_ASSERTION_AUDIENCE")
 if not AUDIENCE:
     # Without an audience, an assertion meant for another app behind the same edge would pass.
-    raise SystemExit("set LATCH_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge")
+    raise SystemExit("set LATCH_ASSERTION_AUDIENCE: this app's ASSERTION_AUDIENCE at the edge")
 
 # Fetches the edge's keys once and again on an unknown key id.
 keys = jwt.PyJWKClient(f"{EDGE}/.well-known/latch-assertion-jwks.json", cache_keys=True)

@@ -75,7 +75,7 @@ for (const [name, command] of Object.entries(EXAMPLES)) {
           NODE_PATH: path.join(ROOT, "node_modules"),
           PORT: String(appPort),
           LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
-          LATCH_AUDIENCE: appUrl,
+          LATCH_ASSERTION_AUDIENCE: appUrl,
           LATCH_ORIGIN_URL: origin.url,
           LATCH_API_KEY: API_KEY,
         },
