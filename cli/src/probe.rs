@@ -26,7 +26,8 @@ pub async fn origin(config: &EdgeConfig, edge_secret: Option<&str>, report: &mut
     match fetch(&client, &url, None).await {
         Ok((200, body)) => {
             if let Err(err) = latch_edge::settings::parse(&body) {
-                report.error(format!("ORIGIN_URL: the settings document at {url} is refused: {err}"));
+                report
+                    .error(format!("ORIGIN_URL: the settings document at {url} is refused: {err}"));
             }
         }
         Ok((status, _)) => report.error(format!(

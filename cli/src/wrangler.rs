@@ -143,7 +143,10 @@ id = "abc123"
 
     #[test]
     fn a_missing_environment_or_broken_file_is_named() {
-        assert_eq!(Deployment::parse(TOML, Some("staging")).unwrap_err(), "there is no [env.staging]");
+        assert_eq!(
+            Deployment::parse(TOML, Some("staging")).unwrap_err(),
+            "there is no [env.staging]"
+        );
         assert!(Deployment::parse("vars = [", None).is_err());
     }
 

@@ -128,9 +128,10 @@ function amend(answer, { delete: removed = [], set = [], append = [] }) {
   return response;
 }
 
-function latchHeader(name) {
+function strippedHeader(name) {
   // CGI, WSGI, Rack and PHP read `_` as `-`: strip both spellings.
-  return name.replaceAll("_", "-").startsWith(plan.latch_header_prefix);
+  const canonical = name.replaceAll("_", "-");
+  return canonical.startsWith(plan.latch_header_prefix) || plan.client_forwarding_headers.includes(canonical);
 }
 
 function forward(request, step, ctx) {
@@ -143,17 +144,12 @@ function forward(request, step, ctx) {
       }),
     );
   }
-  // Copy the headers only when something must change: most requests pass as they came.
-  let headers = request.headers;
-  let spoofed = null;
-  for (const name of headers.keys()) if (latchHeader(name)) (spoofed ??= []).push(name);
-  if (spoofed !== null || step.set || step.cookie !== undefined) {
-    headers = new Headers(headers);
-    for (const name of spoofed ?? []) headers.delete(name);
-    for (const [name, value] of step.set ?? []) headers.set(name, value);
-    if (step.cookie === "") headers.delete("cookie");
-    else if (step.cookie !== undefined) headers.set("cookie", step.cookie);
-  }
+  // The machine always sets the forwarding headers: every forward copies the headers once.
+  const headers = new Headers(request.headers);
+  for (const name of [...headers.keys()]) if (strippedHeader(name)) headers.delete(name);
+  for (const [name, value] of step.set ?? []) headers.set(name, value);
+  if (step.cookie === "") headers.delete("cookie");
+  else if (step.cookie !== undefined) headers.set("cookie", step.cookie);
   const init = { method: request.method, headers, redirect: "manual" };
   if (request.body !== null) init.body = request.body;
   return fetch(step.url, init);

@@ -354,7 +354,8 @@ mod tests {
 
     #[test]
     fn a_login_url_behind_the_login_wall_is_refused() {
-        let err = EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "/login")])).unwrap_err().to_string();
+        let err =
+            EdgeConfig::from_lookup(lookup(&[("LOGIN_URL", "/login")])).unwrap_err().to_string();
         assert!(err.contains("LOGIN_URL"), "{err}");
         let config = EdgeConfig::from_lookup(lookup(&[
             ("LOGIN_URL", "/login?next=1"),

@@ -167,8 +167,8 @@ async fn mint_identity(cx: &mut Exchange, admitted: &Admitted) -> Result<Vec<Hea
     }))
 }
 
-/// Forwards the request to the app, with `set` (the verified identity, if any) and the
-/// session cookies taken out unless the deployment opts in; then acts on the app's
+/// Forwards the request to the app, with `set` (the verified identity, if any), the forwarding
+/// headers, and the session cookies taken out unless the deployment opts in; then acts on the app's
 /// instructions, if its answer has any. `session` is the handle the request was admitted with.
 async fn forward(
     mut cx: Exchange,
@@ -182,14 +182,13 @@ async fn forward(
     } else {
         cx.request.cookie.as_deref().and_then(without_session_cookies)
     };
-    // The app's logs join the edge's and the origin's under one trace id. A request the edge
-    // forwards untouched (no identity to add) stays untouched, its own `traceparent` included:
-    // adding one would cost it a copy of all its headers.
-    if !set.is_empty() {
-        let (trace, made) = cx.trace();
-        if made {
-            set.push((TRACEPARENT_HEADER.to_owned(), trace.to_string()));
-        }
+    // Every forwarded request carries the forwarding headers (the client's own were dropped),
+    // so its headers are copied anyway: it also carries the trace, and the app's logs join
+    // the edge's and the origin's under one id.
+    set.extend(cx.request.forwarding_headers());
+    let (trace, made) = cx.trace();
+    if made {
+        set.push((TRACEPARENT_HEADER.to_owned(), trace.to_string()));
     }
     // The usage report is off the request path: it carries the trace, not the client address
     // (it spends no client's budget).

@@ -36,7 +36,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use latch_shared::identity::{HEADER_PREFIX, LOGIN_HEADER, LOGOUT_HEADER};
+use latch_shared::identity::{
+    CLIENT_FORWARDING_HEADERS, HEADER_PREFIX, LOGIN_HEADER, LOGOUT_HEADER,
+};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use worker::Env;
@@ -91,13 +93,15 @@ thread_local! {
 }
 
 /// What the entry needs to know once per isolate: whether the configuration is valid, which
-/// request headers are Latch's (stripped from every forwarded request), which header values the
+/// request headers never reach the app (Latch's and the forwarding ones), which header values the
 /// machine reads, which response headers are the app's instructions, and the edge's
 /// credential for the origin's API.
 #[derive(Serialize)]
 struct EntryPlan {
     ok: bool,
     latch_header_prefix: &'static str,
+    /// Client-sent forwarding headers, dropped like Latch's own: the edge sets its own.
+    client_forwarding_headers: [&'static str; CLIENT_FORWARDING_HEADERS.len()],
     fact_headers: [&'static str; FACT_HEADERS.len()],
     instructions: [&'static str; 2],
     /// The Workers KV binding of the blacklist (`wrangler.toml`).
@@ -140,6 +144,7 @@ pub fn configure(env: &Env) -> String {
     let plan = EntryPlan {
         ok: origin_authorization.is_some(),
         latch_header_prefix: HEADER_PREFIX,
+        client_forwarding_headers: CLIENT_FORWARDING_HEADERS,
         fact_headers: FACT_HEADERS,
         instructions: [LOGIN_HEADER, LOGOUT_HEADER],
         kv_binding: KV_BINDING,

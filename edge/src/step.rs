@@ -9,6 +9,7 @@
 
 use latch_shared::api::CLIENT_ADDRESS_HEADER;
 use latch_shared::engine;
+use latch_shared::identity::{FORWARDED_FOR_HEADER, FORWARDED_HOST_HEADER, FORWARDED_PROTO_HEADER};
 use latch_shared::protocol::ANTI_CSRF_HEADER;
 use latch_shared::trace::TRACEPARENT_HEADER;
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,17 @@ impl Request {
             client_address: next(),
             content_length: next().and_then(|value| value.trim().parse().ok()),
         }
+    }
+
+    /// The forwarding headers the app gets (`latch_shared::identity`): the client's address
+    /// only as Cloudflare reports it, the scheme and host from the request's own URL.
+    pub fn forwarding_headers(&self) -> impl Iterator<Item = Header> + '_ {
+        let (scheme, host) = self.own_origin.split_once("://").unwrap_or(("https", ""));
+        let address = self.client_address.as_deref().map(|address| (FORWARDED_FOR_HEADER, address));
+        address
+            .into_iter()
+            .chain([(FORWARDED_PROTO_HEADER, scheme), (FORWARDED_HOST_HEADER, host)])
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
     }
 
     /// A CORS preflight: `OPTIONS` with `Access-Control-Request-Method`.

@@ -150,13 +150,19 @@ fn the_app_and_every_origin_call_of_one_request_see_one_trace() {
 }
 
 #[test]
-fn a_public_route_is_one_step_and_forwards_the_request_untouched() {
+fn a_public_route_is_one_step_and_forwards_with_only_the_forwarding_headers() {
     let entry = Entry::new(&[("PUBLIC_PATHS", "/public/*")]);
-    let mut machine = entry.request("GET", "/public/a?b=1", &[]);
+    let client = [("cf-connecting-ip", "203.0.113.9".to_owned())];
+    let mut machine = entry.request("GET", "/public/a?b=1", &client);
     assert!(matches!(machine.resume(Outcome::Start), Step::LoadSettings { .. }));
     let Step::Forward(forward) = machine.resume(entry.settings_document()) else { panic!() };
     assert_eq!(forward.url, "http://app.test/public/a?b=1");
-    assert!(forward.set.is_empty() && forward.cookie.is_none() && forward.background.is_none());
+    assert!(forward.cookie.is_none() && forward.background.is_none());
+    let names: Vec<&str> = forward.set.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "traceparent"]);
+    assert_eq!(header(&forward.set, "x-forwarded-for"), Some("203.0.113.9"));
+    assert_eq!(header(&forward.set, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&forward.set, "x-forwarded-host"), Some("site.test"));
     // The settings are loaded now: the next public request is decided in its first step.
     let mut next = entry.request("GET", "/public/b", &[]);
     assert!(matches!(next.resume(Outcome::Start), Step::Forward(_)));

@@ -8,6 +8,11 @@
 //!   dashboards, unauthenticated. The user id is percent-encoded UTF-8 (see
 //!   [`encode_header_text`]), so every id fits in a header.
 //!
+//! and on every forwarded request, replacing whatever the client sent under these names (and
+//! dropping its `Forwarded` and `X-Real-IP`, which a client could use the same way):
+//! - `x-forwarded-for`: the client's address, as Cloudflare reports it (`CF-Connecting-IP`);
+//! - `x-forwarded-proto` and `x-forwarded-host`: the scheme and host the client asked for.
+//!
 //! Back from the app, a response may carry a login instruction (`x-latch-login`, the JSON of
 //! [`CreateSessionRequest`], ASCII-only: non-ASCII characters as `\u` escapes, which
 //! [`login_instruction`] writes, or the same JSON in unpadded base64url) or a logout instruction
@@ -29,6 +34,18 @@ pub const SESSION_HANDLE_HEADER: &str = "x-latch-session-handle";
 pub const LOGIN_HEADER: &str = "x-latch-login";
 /// App response header: revoke the request's session.
 pub const LOGOUT_HEADER: &str = "x-latch-logout";
+
+/// The client's address, from `CF-Connecting-IP` (absent if the runtime gave none).
+pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
+/// `https` or `http`: the scheme the client used.
+pub const FORWARDED_PROTO_HEADER: &str = "x-forwarded-proto";
+/// The host (and port) the client asked for.
+pub const FORWARDED_HOST_HEADER: &str = "x-forwarded-host";
+/// Client-sent headers the edge never forwards, since the edge sets the forwarding ones itself:
+/// with them, a client could pose as another address to an app that logs, limits or decides by
+/// them.
+pub const CLIENT_FORWARDING_HEADERS: [&str; 5] =
+    [FORWARDED_FOR_HEADER, FORWARDED_PROTO_HEADER, FORWARDED_HOST_HEADER, "forwarded", "x-real-ip"];
 
 /// Whether a request header name is one of Latch's, however spelled: any case, `_` for `-`.
 pub fn is_latch_header(name: &str) -> bool {

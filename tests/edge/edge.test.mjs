@@ -95,6 +95,39 @@ test("public routes are forwarded without identity, and spoofed identity headers
   assert.equal(res.headers.getSetCookie().length, 0, "a client's login header creates nothing");
 });
 
+test("the app's X-Forwarded-For, -Proto and -Host are the edge's, never the client's", async () => {
+  const spoofed = {
+    "X-Forwarded-For": "6.6.6.6",
+    "X_Forwarded_For": "6.6.6.6",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "evil.test",
+    Forwarded: "for=6.6.6.6;host=evil.test;proto=https",
+    "X-Real-IP": "6.6.6.6",
+  };
+  const { browser } = await login("forwarded");
+  for (const [path, send] of [
+    ["/public/page", async (init) => {
+      const res = await fetch(`${edge.url}/public/page`, init);
+      return { status: res.status, json: await res.json() };
+    }],
+    ["/protected", (init) => browser.fetch("/protected", init)],
+  ]) {
+    const res = await send({ headers: spoofed });
+    assert.equal(res.status, 200, path);
+    const { headers } = res.json;
+    // The runtime's own view of the client (CF-Connecting-IP: this test's loopback address),
+    // and nothing the client said.
+    assert.equal(headers["x-forwarded-for"], "127.0.0.1", path);
+    assert.equal(headers.host, new URL(upstream.url).host, `${path}: Host is the upstream's`);
+    assert.equal(headers["x-forwarded-proto"], "http", path);
+    assert.equal(headers["x-forwarded-host"], new URL(edge.url).host, path);
+    for (const name of ["forwarded", "x-real-ip", "x_forwarded_for"]) {
+      assert.equal(headers[name], undefined, `${path}: the client's ${name} is dropped`);
+    }
+    assert.ok(!JSON.stringify(headers).includes("6.6.6.6") && !JSON.stringify(headers).includes("evil.test"), path);
+  }
+});
+
 test("paths that would mean another path once decoded are refused; other escapes pass as written", async () => {
   // Sent raw: fetch would normalise some of these itself.
   const raw = (path) =>
