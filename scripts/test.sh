@@ -6,7 +6,9 @@
 #     set, otherwise a throwaway cluster started here and removed afterwards
 #   - builds the edge worker offline and runs its end-to-end suite on workerd, and the Node,
 #     Python and Go examples (examples/) behind it
-#   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/)
+#   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/), and
+#     the run command (scripts/run.sh --upstream) in front of a stand-in app, in Chromium too;
+#     `latch check-edge` against a real origin and on wrangler.toml's production template
 #   - builds the origin's container image (scripts/build-image.sh, podman) and checks it
 #   - builds the fuzz targets
 #   - lints: clippy with warnings as errors (native and the edge's wasm32), and
@@ -44,11 +46,11 @@ unset DATABASE_URL
 step "Rust tests (shared, edge units, origin on SQLite and Postgres)"
 cargo test --workspace
 
-step "end to end: edge on workerd, origin on SQLite, stand-in app; the Node, Python and Go examples; demo app in Chromium"
-cargo build --quiet -p latch-origin -p latch-demo
+step "end to end: edge on workerd, origin on SQLite, stand-in app; the Node, Python and Go examples; demo app in Chromium; the run command in front of a stand-in app, and the deploy checks"
+cargo build --quiet -p latch-origin -p latch-demo -p latch-cli
 scripts/build-edge.sh
 scripts/build-demo.sh
-node --test tests/edge/ tests/examples/ tests/browser/
+node --test tests/edge/ tests/examples/ tests/browser/ tests/run/
 
 step "the origin's container image: static musl binary, FROM scratch, built with podman; inspected, and its binary run"
 scripts/build-image.sh latch-origin:test

@@ -23,18 +23,18 @@ fn client() -> reqwest::Client {
 pub async fn origin(config: &EdgeConfig, edge_secret: Option<&str>, report: &mut Report) {
     let client = client();
     let url = latch_edge::settings::url(config);
-    match fetch(&client, &url, None).await {
-        Ok((200, body)) => {
-            if let Err(err) = latch_edge::settings::parse(&body) {
-                report
-                    .error(format!("ORIGIN_URL: the settings document at {url} is refused: {err}"));
-            }
-        }
-        Ok((status, _)) => report.error(format!(
+    let found = match fetch(&client, &url, None).await {
+        Ok((200, body)) => latch_edge::settings::parse(&body)
+            .map_err(|err| format!("ORIGIN_URL: the settings document at {url} is refused: {err}")),
+        Ok((status, _)) => Err(format!(
             "ORIGIN_URL: {url} answered {status}, not the origin's settings document: is \
              ORIGIN_URL the Latch origin?"
         )),
-        Err(err) => report.error(format!("ORIGIN_URL: cannot reach {url}: {err}")),
+        Err(err) => Err(format!("ORIGIN_URL: cannot reach {url}: {err}")),
+    };
+    // Not the origin: asking it about the secret would only blame the secret.
+    if let Err(problem) = found {
+        return report.error(problem);
     }
     let Some(secret) = edge_secret else {
         return;
