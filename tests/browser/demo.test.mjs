@@ -6,8 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
-import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, freePort, sleep, startEdge, API_KEY } from "../support.mjs";
+import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, freePort, launchChromium, sleep, startEdge, API_KEY } from "../support.mjs";
 
 const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
@@ -52,11 +51,7 @@ before(async () => {
     LOGIN_URL: "/",
     BLACKLIST_CACHE_SECS: "1",
   }, { port: edgePort });
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

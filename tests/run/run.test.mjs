@@ -11,8 +11,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
-import { API_KEY, EDGE_SECRET, Origin, ROOT, asciiJson, freePort, sleep, verifyAssertion } from "../support.mjs";
+import { API_KEY, EDGE_SECRET, Origin, ROOT, asciiJson, freePort, launchChromium, sleep, verifyAssertion } from "../support.mjs";
 
 const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
@@ -96,11 +95,7 @@ before(async () => {
   app = await startApp();
   appUrl = `http://127.0.0.1:${app.address().port}`;
   elsewhere = mkdtempSync(path.join(os.tmpdir(), "latch-stranger-"));
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
