@@ -68,8 +68,6 @@ pub mod paths {
     }
 }
 
-/// The end client's IP address, which the edge (or an app backend) sends with refresh and session
-/// creation so that the origin's per-address rate limits apply to the client, not the caller.
 /// Who is calling the origin's API: an app backend or admin (the API key) or the edge (the edge
 /// secret).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -88,6 +86,8 @@ pub struct CallerAnswer {
     pub caller: Caller,
 }
 
+/// The end client's IP address, which the edge (or an app backend) sends with refresh and session
+/// creation so that the origin's per-address rate limits apply to the client, not the caller.
 pub const CLIENT_ADDRESS_HEADER: &str = "x-latch-client-address";
 
 /// Largest request body the origin accepts, and the edge forwards to it (session info and JWT
