@@ -179,7 +179,8 @@ pub enum Step {
     /// [`Outcome::App`]; otherwise send the answer amended by `response`, which ends the
     /// request. `background` is an origin call to make off the request path (`waitUntil`).
     Forward(Forward),
-    /// Send this answer (the request's body, if any, is cancelled unread).
+    /// Send this answer, once the request's unread body (if any) is read to its end and
+    /// dropped: an unread body leaves the client's connection unusable.
     Respond(Reply),
     /// Send the app's answer with these changes; this ends the request.
     Amend(Amend),
