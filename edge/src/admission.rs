@@ -123,7 +123,7 @@ pub fn refuse(
     match (page, access) {
         (Some(page), _) => Refused::Respond(page),
         (None, Access::Optional) => Refused::Anonymous,
-        (None, _) => Refused::Respond(Reply::session_error(settings, err)),
+        (None, _) => Refused::Respond(Reply::session_error(settings, request.dialect, err)),
     }
 }
 

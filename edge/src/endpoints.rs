@@ -1,11 +1,17 @@
-//! The session endpoints the edge serves itself: refresh (the SDK's POST and the hop of pages
+//! The session endpoints the edge serves itself: refresh (the SDKs' POST and the hop of pages
 //! without JavaScript), signout and session info (each one origin call), the origin's blacklist
 //! hook, and CORS preflights. Which endpoint a request is gets decided once, as an
-//! [`Endpoint`]; each is then served from the facts and steps it needs.
+//! [`Endpoint`]; each is then served from the facts and steps it needs, and answered in the
+//! SDK generation the request speaks (`latch_shared::sdk`).
+//!
+//! The current SDKs call `{apiBasePath}/session/refresh` and `{apiBasePath}/signout`: their
+//! `apiBasePath` is the refresh path without `/session/refresh` (the origin's
+//! `LATCH_REFRESH_PATH`), so the refresh token's cookie path serves both generations.
 
 use latch_shared::api::{paths, BlacklistRequest, IssuedSession, RevokeResponse, MAX_BODY_BYTES};
 use latch_shared::error::codes;
 use latch_shared::protocol::{ResponseHeader, SessionCookies};
+use latch_shared::sdk::{self, TokenTransfer};
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
 use subtle::ConstantTimeEq;
@@ -25,7 +31,8 @@ pub enum Endpoint {
     Preflight,
     /// The origin's way to blacklist revoked sessions when KV's REST API is not configured.
     BlacklistHook,
-    /// `POST` to the signout path: revoke, blacklist, clear.
+    /// `POST` to the signout path (or the current SDKs' `{apiBasePath}/signout`): revoke,
+    /// blacklist, clear.
     Signout,
     /// `GET` (read) or `PUT` (overwrite) the session info.
     SessionInfo { update: bool },
@@ -58,8 +65,11 @@ impl Endpoint {
         settings: &SharedSettings,
         page_load: bool,
     ) -> Option<Endpoint> {
-        if request.path != settings.cookies.refresh_path {
-            return None;
+        let refresh_path = settings.cookies.refresh_path.as_str();
+        if request.path != refresh_path {
+            let api_base = refresh_path.strip_suffix(sdk::REFRESH_SUFFIX)?;
+            let signout = request.path.strip_prefix(api_base) == Some(sdk::SIGNOUT_SUFFIX);
+            return (signout && request.method == "POST").then_some(Endpoint::Signout);
         }
         match request.method.as_str() {
             "POST" => Some(Endpoint::Refresh),
@@ -170,19 +180,36 @@ async fn refresh_hop(cx: &mut Exchange, settings: &SharedSettings) -> Result<Rep
 }
 
 /// Rotates the request's refresh token at the origin; returns the headers that hand the new
-/// session to the browser.
+/// session to the client, in the transfer it uses.
 async fn rotate(
     cx: &mut Exchange,
     settings: &SharedSettings,
 ) -> Result<Vec<ResponseHeader>, EdgeError> {
-    let cookies =
-        SessionCookies::from_cookie_header(cx.request.cookie.as_deref().unwrap_or_default())
-            .map_err(|err| SessionError::unauthorised(err.to_string()))?;
-    let refresh_token =
-        cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
+    let dialect = cx.request.dialect;
+    // A current SDK in header mode sends its refresh token as `Authorization: Bearer`; as
+    // supertokens-node does, that token is preferred to a cookie.
+    let bearer = dialect
+        .is_current()
+        .then(|| sdk::bearer(cx.request.authorization.as_deref()))
+        .flatten()
+        .map(str::to_owned);
+    let (refresh_token, transfer) = match bearer {
+        Some(token) => (token, TokenTransfer::Header),
+        None => {
+            let cookie = cx.request.cookie.as_deref().unwrap_or_default();
+            let cookies = SessionCookies::from_cookie_header(cookie)
+                .map_err(|err| SessionError::unauthorised(err.to_string()))?;
+            let token = cookies
+                .refresh_token
+                .ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
+            (token, dialect.transfer())
+        }
+    };
     let call = origin::refresh(&cx.config, refresh_token);
     match cx.call_origin_json::<IssuedSession>(call).await {
-        Ok(issued) => Ok(settings.cookies.session_headers(&issued.tokens)),
+        Ok(issued) => {
+            Ok(settings.cookies.session_headers(&issued.session, &issued.tokens, transfer))
+        }
         Err(EdgeError::Session(err)) => {
             if let Some(theft) = &err.theft {
                 // The origin blacklists too; writing here as well closes the gap at once.

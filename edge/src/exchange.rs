@@ -86,6 +86,7 @@ impl Exchange {
             authorization: request.authorization.as_deref(),
             anti_csrf: request.anti_csrf.as_deref(),
             same_origin: self.config.fetch_metadata_csrf && request.proves_same_origin(false),
+            dialect: request.dialect,
         }
     }
 
@@ -190,7 +191,7 @@ impl Exchange {
     /// The answer to an error, logged under this request's id.
     pub fn error_reply(&mut self, err: EdgeError, settings: Option<&SharedSettings>) -> Reply {
         let id = self.request_id();
-        err.into_reply(settings, &id)
+        err.into_reply(settings, self.request.dialect, &id)
     }
 
     /// Ends the request with `reply`. An error answer names the request's id, which the edge's

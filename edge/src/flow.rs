@@ -109,7 +109,7 @@ pub async fn serve(mut cx: Exchange) -> Step {
                 let reply = if page_load {
                     navigation::session_ended(&settings, &config)
                 } else {
-                    Reply::session_error(&settings, &err)
+                    Reply::session_error(&settings, cx.request.dialect, &err)
                 };
                 return cx.respond(reply.with_headers(cors));
             }

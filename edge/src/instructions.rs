@@ -11,7 +11,7 @@ use crate::exchange::Exchange;
 use crate::flow::required_settings;
 use crate::io::AppInstruction;
 use crate::origin;
-use crate::respond::EdgeError;
+use crate::respond::{hands_over_tokens, EdgeError};
 use crate::step::{Amend, Header, Step};
 
 /// Acts on `instruction` and returns the changes to the app's answer. `session` is the handle
@@ -41,7 +41,10 @@ pub async fn apply(
         if let (Ok(_), Some(handle)) = (&issued, displaced) {
             end_displaced(&mut cx, &handle, settings.blacklist_ttl_secs()).await;
         }
-        issued.map(|issued| settings.cookies.session_headers(&issued.tokens))
+        let transfer = cx.request.dialect.transfer();
+        issued.map(|issued| {
+            settings.cookies.session_headers(&issued.session, &issued.tokens, transfer)
+        })
     } else if instruction.logout {
         logout(&mut cx, session, settings.blacklist_ttl_secs())
             .await
@@ -108,7 +111,7 @@ fn amend(added: Vec<ResponseHeader>, cors: Vec<Header>) -> Amend {
         delete: vec![LOGIN_HEADER.to_owned(), LOGOUT_HEADER.to_owned()],
         ..Amend::default()
     };
-    if added.iter().any(|header| header.name == "set-cookie") {
+    if added.iter().any(|header| hands_over_tokens(&header.name)) {
         amend.set.push(("cache-control".into(), "no-store".into()));
     }
     amend.append.extend(added.into_iter().map(|header| (header.name, header.value)));

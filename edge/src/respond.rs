@@ -4,6 +4,7 @@
 
 use latch_shared::error::{codes, error_body};
 use latch_shared::protocol::{ResponseHeader, EXPOSED_HEADERS, SDK_REQUEST_HEADERS};
+use latch_shared::sdk::{Dialect, ACCESS_TOKEN_HEADER};
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
 use serde::Serialize;
@@ -39,9 +40,10 @@ impl Reply {
         self
     }
 
-    /// Responses that set cookies must never be stored by a cache.
+    /// Responses that hand over tokens (cookies, or header mode's headers) must never be stored
+    /// by a cache.
     pub fn no_store_if_setting_cookies(mut self) -> Reply {
-        let sets_cookies = self.headers.iter().any(|(name, _)| name == "set-cookie");
+        let sets_cookies = self.headers.iter().any(|(name, _)| hands_over_tokens(name));
         let has_cache_control = self.headers.iter().any(|(name, _)| name == "cache-control");
         if sets_cookies && !has_cache_control {
             self.headers.push(("cache-control".into(), "no-store".into()));
@@ -49,10 +51,12 @@ impl Reply {
         self
     }
 
-    /// A session error: the configured status, the JSON body, and cleared cookies where the
-    /// error ends the session.
-    pub fn session_error(settings: &SharedSettings, err: &SessionError) -> Reply {
-        let reply = Reply::json(err.kind().status(settings.session_expired_status), err.to_json());
+    /// A session error in the SDK generation the client speaks: the status (the deployment's
+    /// for 4.x, 401 for the current SDKs), the JSON body, and cleared cookies and tokens where
+    /// the error ends the session.
+    pub fn session_error(settings: &SharedSettings, dialect: Dialect, err: &SessionError) -> Reply {
+        let status = dialect.status(err.kind(), settings.session_expired_status);
+        let reply = Reply::json(status, dialect.error_body(err));
         if err.kind().clears_cookies() {
             reply.with(&settings.cookies.clear_headers()).no_store_if_setting_cookies()
         } else {
@@ -113,11 +117,16 @@ impl EdgeError {
 
     /// The one conversion to what the client sees. Internal details go to the log only, under
     /// the request's id.
-    pub fn into_reply(self, settings: Option<&SharedSettings>, request_id: &str) -> Reply {
+    pub fn into_reply(
+        self,
+        settings: Option<&SharedSettings>,
+        dialect: Dialect,
+        request_id: &str,
+    ) -> Reply {
         let request = format!(" (request {request_id})");
         match self {
             EdgeError::Session(err) => match settings {
-                Some(settings) => Reply::session_error(settings, &err),
+                Some(settings) => Reply::session_error(settings, dialect, &err),
                 None => Reply::json(503, unavailable_body()),
             },
             EdgeError::BadRequest { status, code, message } => {
@@ -152,6 +161,12 @@ fn unavailable_body() -> String {
 /// The generic 500: what a client sees of a bug, a bad configuration or a crashed instance.
 pub fn internal_error() -> Reply {
     Reply::json(500, SessionError::general("edge error").to_json())
+}
+
+/// Whether a response header hands a session's tokens to the client (a cookie, or header mode's
+/// access token, which always travels with its refresh token).
+pub fn hands_over_tokens(name: &str) -> bool {
+    name == "set-cookie" || name == ACCESS_TOKEN_HEADER
 }
 
 /// CORS headers for an allowed cross-origin page: credentials, and the SDK's headers exposed.

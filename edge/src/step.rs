@@ -11,6 +11,7 @@ use latch_shared::api::CLIENT_ADDRESS_HEADER;
 use latch_shared::engine;
 use latch_shared::identity::{FORWARDED_FOR_HEADER, FORWARDED_HOST_HEADER, FORWARDED_PROTO_HEADER};
 use latch_shared::protocol::ANTI_CSRF_HEADER;
+use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER, RID_HEADER};
 use latch_shared::trace::TRACEPARENT_HEADER;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ use crate::respond::Reply;
 
 /// The request headers the machine reads, in the order the entry passes their values in
 /// [`Facts::headers`].
-pub const FACT_HEADERS: [&str; 12] = [
+pub const FACT_HEADERS: [&str; 14] = [
     "cookie",
     "authorization",
     ANTI_CSRF_HEADER,
@@ -31,6 +32,8 @@ pub const FACT_HEADERS: [&str; 12] = [
     TRACEPARENT_HEADER,
     "cf-connecting-ip",
     "content-length",
+    AUTH_MODE_HEADER,
+    RID_HEADER,
 ];
 
 /// A request as the entry hands it over: its method, its URL and the values of
@@ -66,6 +69,8 @@ pub struct Request {
     /// `CF-Connecting-IP`: the client's address as Cloudflare saw it.
     pub client_address: Option<String>,
     pub content_length: Option<u64>,
+    /// The SDK generation the request speaks, from `st-auth-mode` and `rid`.
+    pub dialect: Dialect,
 }
 
 impl Request {
@@ -90,6 +95,10 @@ impl Request {
             traceparent: next(),
             client_address: next(),
             content_length: next().and_then(|value| value.trim().parse().ok()),
+            dialect: {
+                let (auth_mode, rid) = (next(), next());
+                Dialect::of_request(auth_mode.as_deref(), rid.as_deref())
+            },
         }
     }
 

@@ -18,6 +18,7 @@ use latch_shared::protocol::CookiePolicy;
 use latch_shared::refresh::{
     generate_id_refresh_token, RefreshToken, RotationKey, SessionHandle, TokenHash,
 };
+use latch_shared::sdk::TokenTransfer;
 use latch_shared::settings::SharedSettings;
 use latch_shared::{SessionError, TheftDetails};
 use rand::rngs::OsRng;
@@ -198,13 +199,18 @@ impl SessionService {
             },
             anti_csrf_token: grant.anti_csrf.map(AntiCsrfToken::into_string),
         };
+        let session = SessionView {
+            handle: grant.handle.to_string(),
+            user_id: grant.user_id,
+            jwt_payload: grant.jwt_payload,
+        };
         Ok(IssuedSession {
-            session: SessionView {
-                handle: grant.handle.to_string(),
-                user_id: grant.user_id,
-                jwt_payload: grant.jwt_payload,
-            },
-            response_headers: self.cookies.session_headers(&tokens),
+            response_headers: self.cookies.session_headers(
+                &session,
+                &tokens,
+                TokenTransfer::Cookie,
+            ),
+            session,
             tokens,
         })
     }

@@ -18,6 +18,7 @@ use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule, RequestFacts};
 use latch_shared::keys::{KeySet, SigningKey};
 use latch_shared::protocol::CookiePolicy;
+use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER};
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
 use proptest::prelude::*;
@@ -157,6 +158,14 @@ fn at_edge(
         ("cookie", facts.cookie),
         ("authorization", facts.authorization),
         ("anti-csrf", facts.anti_csrf),
+        (
+            AUTH_MODE_HEADER,
+            match facts.dialect {
+                Dialect::Website4 => None,
+                Dialect::Current(TokenTransfer::Cookie) => Some("cookie"),
+                Dialect::Current(TokenTransfer::Header) => Some("header"),
+            },
+        ),
     ] {
         let at = FACT_HEADERS.iter().position(|known| *known == name).unwrap();
         headers[at] = value.map(str::to_owned);
@@ -182,7 +191,16 @@ fn at_edge(
                 let claims = verifier.verify(assertion, now()).unwrap();
                 return Ok((claims.sub, claims.sid, claims.pld));
             }
-            Step::Respond(reply) => return Err(serde_json::from_str(&reply.body).unwrap()),
+            Step::Respond(reply) => {
+                let mut body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+                // A current SDK's answer carries supertokens-node's message, and Latch's reason
+                // beside it; its status is the current SDKs' 401 (500 for GENERAL_ERROR).
+                if let Some(reason) = body.get("reason").cloned() {
+                    assert!(matches!(reply.status, 401 | 500), "{body}");
+                    body["message"] = reason;
+                }
+                return Err(serde_json::from_value(body).unwrap());
+            }
             other => panic!("no such step for a protected route without KV: {other:?}"),
         }
     }
@@ -223,6 +241,11 @@ proptest! {
         method in prop_oneof![Just("GET"), Just("POST"), Just("PROPFIND"), Just("HEAD")],
         flag: bool,
         enabled: bool,
+        dialect in prop_oneof![
+            Just(Dialect::Website4),
+            Just(Dialect::Current(TokenTransfer::Cookie)),
+            Just(Dialect::Current(TokenTransfer::Header)),
+        ],
     ) {
         let token = token(kind);
         let cookie = match layout {
@@ -240,6 +263,7 @@ proptest! {
             authorization: authorization.as_deref(),
             anti_csrf,
             same_origin: false,
+            dialect,
         };
         let edge = edge();
         let at_edge = at_edge(&edge, &facts, enabled);

@@ -35,6 +35,7 @@ use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
 use latch_shared::identity::LOGOUT_HEADER;
 use latch_shared::keys::{Jwks, KeySet};
 use latch_shared::protocol::{ResponseHeader, SessionCookies, ANTI_CSRF_HEADER};
+use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER, RID_HEADER};
 use latch_shared::settings::SharedSettings;
 pub use latch_shared::{ErrorKind, SessionError};
 use serde::de::DeserializeOwned;
@@ -515,6 +516,7 @@ struct RequestHeaders {
     cookie: String,
     authorization: Option<String>,
     anti_csrf: Option<String>,
+    dialect: Dialect,
 }
 
 impl RequestHeaders {
@@ -531,6 +533,7 @@ impl RequestHeaders {
                 .join("; "),
             authorization: text(http::header::AUTHORIZATION.as_str()).map(str::to_owned),
             anti_csrf: text(ANTI_CSRF_HEADER).map(str::to_owned),
+            dialect: Dialect::of_request(text(AUTH_MODE_HEADER), text(RID_HEADER)),
         }
     }
 
@@ -543,6 +546,7 @@ impl RequestHeaders {
             anti_csrf: self.anti_csrf.as_deref(),
             // Direct mode knows no site origin to compare with: only the header counts.
             same_origin: false,
+            dialect: self.dialect,
         }
     }
 }

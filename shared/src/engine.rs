@@ -9,6 +9,9 @@
 //!    anti-CSRF: a forged form cannot set that header).
 //! 2. Otherwise the cookies: without `sIdRefreshToken` there is no session to refresh
 //!    (UNAUTHORISED, even with a valid access token); without `sAccessToken`, TRY_REFRESH_TOKEN.
+//!    The current SDKs know nothing of `sIdRefreshToken` ([`crate::sdk`]): for their requests
+//!    only `sAccessToken` counts, and without it the answer is TRY_REFRESH_TOKEN (their 401,
+//!    on which they refresh).
 //! 3. The token must verify (every failure is TRY_REFRESH_TOKEN).
 //! 4. Where the anti-CSRF check applies, the `anti-csrf` header must be present and equal the
 //!    token's `csrf` claim (constant time); absent or different is TRY_REFRESH_TOKEN. A token
@@ -23,6 +26,7 @@ use crate::access::{SessionClaims, VerifiedAccessToken, VerifyError, DEFAULT_LEE
 use crate::assertion::CsrfOutcome;
 use crate::csrf::{anti_csrf_matches, method_needs_anti_csrf};
 use crate::protocol::SessionCookies;
+use crate::sdk::Dialect;
 use crate::SessionError;
 
 /// The parts of a request the engine reads, as plain data: what crosses into the edge's WASM.
@@ -41,6 +45,8 @@ pub struct RequestFacts<'a> {
     /// The browser proved the request same-origin ([`proves_same_origin`]), and the caller
     /// accepts that in place of the `anti-csrf` header.
     pub same_origin: bool,
+    /// The SDK generation the request speaks ([`Dialect::of_request`]).
+    pub dialect: Dialect,
 }
 
 /// OWASP's fetch-metadata defence: `Sec-Fetch-Site: same-origin`, or, from a browser too old
@@ -81,7 +87,7 @@ pub fn credential(facts: &RequestFacts<'_>) -> Result<Credential, SessionError> 
     }
     let cookies = SessionCookies::from_cookie_header(facts.cookie.unwrap_or_default())
         .map_err(|err| SessionError::unauthorised(err.to_string()))?;
-    if cookies.id_refresh_token.is_none() {
+    if cookies.id_refresh_token.is_none() && !facts.dialect.is_current() {
         return Err(SessionError::unauthorised("no session: sign in"));
     }
     cookies
@@ -423,6 +429,25 @@ mod tests {
     }
 
     #[test]
+    fn the_current_sdk_needs_no_id_refresh_cookie_and_refreshes_without_an_access_token() {
+        use crate::sdk::TokenTransfer;
+        let current = Dialect::Current(TokenTransfer::Cookie);
+        let cookie = format!("sAccessToken={}", token(Some("c")));
+        let facts = RequestFacts {
+            method: "GET",
+            cookie: Some(&cookie),
+            dialect: current,
+            ..Default::default()
+        };
+        assert!(run(&facts, CsrfCheck::Never).is_ok());
+        let facts = RequestFacts { cookie: None, ..facts };
+        assert_eq!(
+            run(&facts, CsrfCheck::Never).unwrap_err().kind(),
+            crate::ErrorKind::TryRefreshToken
+        );
+    }
+
+    #[test]
     fn cross_site_forms_cannot_pass_the_anti_csrf_check() {
         let cookie = format!("sAccessToken={}; sIdRefreshToken=i", token(Some("c")));
         let post = RequestFacts { method: "POST", cookie: Some(&cookie), ..Default::default() };
@@ -550,6 +575,7 @@ mod tests {
                 authorization: authorization.as_deref(),
                 anti_csrf: anti_csrf.as_deref(),
                 same_origin,
+                dialect: Dialect::default(),
             };
             prop_assert!(run(&facts, CsrfCheck::AllMethods).is_err());
         }

@@ -9,7 +9,10 @@
 //! - [`csrf`]: anti-CSRF tokens and their constant-time check.
 //! - [`engine`]: the request engine — the one set of rules that admits or refuses a request.
 //! - [`settings`]: the settings the origin publishes for the edge (cookies, statuses, rules).
-//! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x).
+//! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x and the
+//!   current SDKs).
+//! - [`sdk`]: which SDK generation a request speaks, and what differs: the front token, header
+//!   mode, statuses and error bodies.
 //! - [`error`]: the four session errors and their one JSON body.
 //! - [`api`]: the origin's HTTP API types.
 //! - [`assertion`]: the signed identity assertion the edge hands the app.
@@ -32,6 +35,7 @@ pub mod keys;
 pub mod percent;
 pub mod protocol;
 pub mod refresh;
+pub mod sdk;
 pub mod secret;
 pub mod settings;
 pub mod trace;

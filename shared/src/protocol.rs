@@ -1,14 +1,20 @@
-//! The browser protocol, compatible with the frontend SDK `supertokens-website` 4.x: cookie
-//! names, attributes and paths, the `anti-csrf` and `id-refresh-token` headers, and clearing.
+//! The browser protocol, compatible with the frontend SDK `supertokens-website` 4.x and with the
+//! current SDKs ([`crate::sdk`]): cookie names, attributes and paths, the `anti-csrf`,
+//! `id-refresh-token` and `front-token` headers, header mode's token headers, and clearing.
 //!
-//! The SDK never reads the session cookies (all three are HttpOnly); it learns that a session
-//! exists from the `id-refresh-token` response header (`<value>;<expiry ms>`, or `remove`) and
-//! keeps the `anti-csrf` response header to echo on later requests.
+//! The SDKs never read the session cookies (all three are HttpOnly). 4.x learns that a session
+//! exists from the `id-refresh-token` response header (`<value>;<expiry ms>`, or `remove`), the
+//! current SDKs from `front-token`; both keep the `anti-csrf` response header to echo on later
+//! requests.
 
 pub use cookie::SameSite;
 use serde::{Deserialize, Serialize};
 
-use crate::api::SessionTokens;
+use crate::api::{SessionTokens, SessionView};
+use crate::sdk::{
+    self, TokenTransfer, ACCESS_TOKEN_HEADER, FRONT_TOKEN_HEADER, FRONT_TOKEN_REMOVE,
+    REFRESH_TOKEN_HEADER,
+};
 
 pub const ACCESS_TOKEN_COOKIE: &str = "sAccessToken";
 pub const REFRESH_TOKEN_COOKIE: &str = "sRefreshToken";
@@ -19,10 +25,12 @@ pub const ID_REFRESH_TOKEN_HEADER: &str = "id-refresh-token";
 /// `id-refresh-token` value that tells the SDK the session is gone.
 pub const ID_REFRESH_TOKEN_REMOVE: &str = "remove";
 pub const EXPOSE_HEADERS_HEADER: &str = "access-control-expose-headers";
-/// The response headers the SDK must be able to read on a cross-origin response.
-pub const EXPOSED_HEADERS: &str = "id-refresh-token, anti-csrf";
-/// The request headers the SDK adds, which a CORS preflight must allow.
-pub const SDK_REQUEST_HEADERS: &str = "anti-csrf, supertokens-sdk-name, supertokens-sdk-version";
+/// The response headers the SDKs must be able to read on a cross-origin response.
+pub const EXPOSED_HEADERS: &str =
+    "id-refresh-token, anti-csrf, front-token, st-access-token, st-refresh-token";
+/// The request headers the SDKs add, which a CORS preflight must allow.
+pub const SDK_REQUEST_HEADERS: &str = "anti-csrf, supertokens-sdk-name, supertokens-sdk-version, \
+                                       rid, fdi-version, st-auth-mode, authorization, content-type";
 
 /// An HTTP date (RFC 9110 IMF-fixdate, `Thu, 01 Jan 1970 00:00:00 GMT`) for milliseconds since
 /// the epoch; times before the epoch are the epoch.
@@ -198,48 +206,76 @@ impl CookiePolicy {
         ResponseHeader::new("set-cookie", header)
     }
 
-    /// Headers that hand a new or refreshed session to the browser: the three cookies, the
-    /// `id-refresh-token` and `anti-csrf` headers, and the expose list for cross-origin pages.
-    pub fn session_headers(&self, tokens: &SessionTokens) -> Vec<ResponseHeader> {
-        let mut headers = vec![
-            self.set_cookie(
-                ACCESS_TOKEN_COOKIE,
-                &tokens.access_token.value,
-                &self.access_token_path,
-                tokens.access_token.expires_at,
-            ),
-            self.set_cookie(
-                REFRESH_TOKEN_COOKIE,
-                &tokens.refresh_token.value,
-                &self.refresh_path,
-                tokens.refresh_token.expires_at,
-            ),
-            self.set_cookie(
-                ID_REFRESH_TOKEN_COOKIE,
-                &tokens.id_refresh_token.value,
-                &self.access_token_path,
-                tokens.id_refresh_token.expires_at,
-            ),
-            ResponseHeader::new(
-                ID_REFRESH_TOKEN_HEADER,
-                format!("{};{}", tokens.id_refresh_token.value, tokens.id_refresh_token.expires_at),
-            ),
-        ];
-        if let Some(anti_csrf) = &tokens.anti_csrf_token {
-            headers.push(ResponseHeader::new(ANTI_CSRF_HEADER, anti_csrf.clone()));
-        }
+    /// Headers that hand a new or refreshed session to the client. In cookie mode: the three
+    /// cookies, the `id-refresh-token` (4.x) and `front-token` (current SDKs) headers, and
+    /// `anti-csrf`. In header mode (a current SDK asked for it): the tokens in `st-access-token`
+    /// and `st-refresh-token`, and `front-token`; no cookie, and no anti-CSRF token (a header
+    /// set by code is its own proof). Both with the expose list for cross-origin pages.
+    pub fn session_headers(
+        &self,
+        session: &SessionView,
+        tokens: &SessionTokens,
+        transfer: TokenTransfer,
+    ) -> Vec<ResponseHeader> {
+        let front_token =
+            ResponseHeader::new(FRONT_TOKEN_HEADER, sdk::front_token(session, tokens));
+        let mut headers = match transfer {
+            TokenTransfer::Header => vec![
+                ResponseHeader::new(ACCESS_TOKEN_HEADER, tokens.access_token.value.clone()),
+                ResponseHeader::new(REFRESH_TOKEN_HEADER, tokens.refresh_token.value.clone()),
+                front_token,
+            ],
+            TokenTransfer::Cookie => {
+                let mut headers = vec![
+                    self.set_cookie(
+                        ACCESS_TOKEN_COOKIE,
+                        &tokens.access_token.value,
+                        &self.access_token_path,
+                        tokens.access_token.expires_at,
+                    ),
+                    self.set_cookie(
+                        REFRESH_TOKEN_COOKIE,
+                        &tokens.refresh_token.value,
+                        &self.refresh_path,
+                        tokens.refresh_token.expires_at,
+                    ),
+                    self.set_cookie(
+                        ID_REFRESH_TOKEN_COOKIE,
+                        &tokens.id_refresh_token.value,
+                        &self.access_token_path,
+                        tokens.id_refresh_token.expires_at,
+                    ),
+                    ResponseHeader::new(
+                        ID_REFRESH_TOKEN_HEADER,
+                        format!(
+                            "{};{}",
+                            tokens.id_refresh_token.value, tokens.id_refresh_token.expires_at
+                        ),
+                    ),
+                    front_token,
+                ];
+                if let Some(anti_csrf) = &tokens.anti_csrf_token {
+                    headers.push(ResponseHeader::new(ANTI_CSRF_HEADER, anti_csrf.clone()));
+                }
+                headers
+            }
+        };
         headers.push(ResponseHeader::new(EXPOSE_HEADERS_HEADER, EXPOSED_HEADERS));
         headers
     }
 
-    /// Headers that end the session in the browser: all three cookies expired on their own
-    /// paths, and `id-refresh-token: remove` so the SDK stops refreshing.
+    /// Headers that end the session in the client, whichever SDK and transfer it used: all
+    /// three cookies expired on their own paths, header mode's tokens emptied, and
+    /// `id-refresh-token: remove` and `front-token: remove` so the SDKs stop refreshing.
     pub fn clear_headers(&self) -> Vec<ResponseHeader> {
         vec![
             self.set_cookie(ACCESS_TOKEN_COOKIE, "", &self.access_token_path, 0),
             self.set_cookie(ID_REFRESH_TOKEN_COOKIE, "", &self.access_token_path, 0),
             self.set_cookie(REFRESH_TOKEN_COOKIE, "", &self.refresh_path, 0),
             ResponseHeader::new(ID_REFRESH_TOKEN_HEADER, ID_REFRESH_TOKEN_REMOVE),
+            ResponseHeader::new(FRONT_TOKEN_HEADER, FRONT_TOKEN_REMOVE),
+            ResponseHeader::new(ACCESS_TOKEN_HEADER, ""),
+            ResponseHeader::new(REFRESH_TOKEN_HEADER, ""),
             ResponseHeader::new(EXPOSE_HEADERS_HEADER, EXPOSED_HEADERS),
         ]
     }
@@ -288,11 +324,20 @@ impl SessionCookies {
 
 /// The `Cookie` header without the session cookies, for an app that must not see them (the
 /// edge's identity assertion replaces them); `None` when there were none to remove. An empty
-/// result means no cookie is left.
+/// result means no cookie is left. The session cookies include the current SDKs' copies of
+/// header mode's tokens, which they keep in cookies of their own (`st-access-token`,
+/// `st-refresh-token`) that the browser then sends everywhere.
 pub fn without_session_cookies(header: &str) -> Option<String> {
     let is_session = |pair: &str| {
         let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
-        matches!(name, ACCESS_TOKEN_COOKIE | REFRESH_TOKEN_COOKIE | ID_REFRESH_TOKEN_COOKIE)
+        matches!(
+            name,
+            ACCESS_TOKEN_COOKIE
+                | REFRESH_TOKEN_COOKIE
+                | ID_REFRESH_TOKEN_COOKIE
+                | ACCESS_TOKEN_HEADER
+                | REFRESH_TOKEN_HEADER
+        )
     };
     if !header.split(';').any(is_session) {
         return None;
@@ -319,6 +364,10 @@ mod tests {
             Some("theme=dark".into())
         );
         assert_eq!(without_session_cookies("sAccessToken=a"), Some(String::new()));
+        assert_eq!(
+            without_session_cookies("st-access-token=a; sFrontToken=f; st-refresh-token=r"),
+            Some("sFrontToken=f".into())
+        );
         // Only exact names: lookalikes belong to the app.
         assert_eq!(without_session_cookies("sAccessTokenX=a; xsAccessToken=b"), None);
     }
@@ -334,6 +383,14 @@ mod tests {
         }
     }
 
+    fn session() -> SessionView {
+        SessionView {
+            handle: "h".into(),
+            user_id: crate::user_id::UserId::text("u").unwrap(),
+            jwt_payload: None,
+        }
+    }
+
     fn find<'a>(headers: &'a [ResponseHeader], name: &str) -> Vec<&'a str> {
         headers.iter().filter(|h| h.name == name).map(|h| h.value.as_str()).collect()
     }
@@ -341,7 +398,8 @@ mod tests {
     #[test]
     fn session_headers_set_three_cookies_on_their_paths() {
         let policy = CookiePolicy { domain: Some("example.com".into()), ..CookiePolicy::default() };
-        let headers = policy.session_headers(&tokens(Some("csrf")));
+        let headers =
+            policy.session_headers(&session(), &tokens(Some("csrf")), TokenTransfer::Cookie);
         let cookies = find(&headers, "set-cookie");
         assert_eq!(cookies.len(), 3);
         assert!(cookies[0].starts_with("sAccessToken=a.b.c;"), "{}", cookies[0]);
@@ -359,15 +417,37 @@ mod tests {
         assert!(cookies[0].contains("Expires=Fri, 15 Jan 2027 08:00:00 GMT"), "{}", cookies[0]);
         assert_eq!(find(&headers, "id-refresh-token"), ["irt;1808640000000"]);
         assert_eq!(find(&headers, "anti-csrf"), ["csrf"]);
-        assert_eq!(
-            find(&headers, "access-control-expose-headers"),
-            ["id-refresh-token, anti-csrf"]
+        assert_eq!(find(&headers, "front-token").len(), 1);
+        assert!(find(&headers, "st-access-token").is_empty());
+        assert_eq!(find(&headers, "access-control-expose-headers"), [EXPOSED_HEADERS]);
+    }
+
+    #[test]
+    fn header_mode_hands_the_tokens_over_in_headers_and_sets_no_cookie() {
+        let headers = CookiePolicy::default().session_headers(
+            &session(),
+            &tokens(Some("csrf")),
+            TokenTransfer::Header,
         );
+        assert!(find(&headers, "set-cookie").is_empty());
+        assert_eq!(find(&headers, "st-access-token"), ["a.b.c"]);
+        assert_eq!(find(&headers, "st-refresh-token"), ["h.s"]);
+        assert_eq!(find(&headers, "front-token").len(), 1);
+        // Header mode needs no anti-CSRF token, and 4.x's header would mean a cookie session.
+        assert!(find(&headers, "anti-csrf").is_empty());
+        assert!(find(&headers, "id-refresh-token").is_empty());
+        for exposed in ["front-token", "st-access-token", "st-refresh-token", "anti-csrf"] {
+            assert!(EXPOSED_HEADERS.split(", ").any(|name| name == exposed), "{exposed}");
+        }
     }
 
     #[test]
     fn without_anti_csrf_no_header_is_sent_and_host_only_cookies_have_no_domain() {
-        let headers = CookiePolicy::default().session_headers(&tokens(None));
+        let headers = CookiePolicy::default().session_headers(
+            &session(),
+            &tokens(None),
+            TokenTransfer::Cookie,
+        );
         assert!(find(&headers, "anti-csrf").is_empty());
         assert!(find(&headers, "set-cookie").iter().all(|c| !c.contains("Domain=")));
     }
@@ -388,6 +468,9 @@ mod tests {
             assert!(!cookie.contains("Secure"), "{cookie}");
         }
         assert_eq!(find(&headers, "id-refresh-token"), ["remove"]);
+        assert_eq!(find(&headers, "front-token"), ["remove"]);
+        assert_eq!(find(&headers, "st-access-token"), [""]);
+        assert_eq!(find(&headers, "st-refresh-token"), [""]);
     }
 
     #[test]
