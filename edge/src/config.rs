@@ -5,6 +5,7 @@
 //! and fetched from its settings document (`latch_shared::settings`).
 
 use latch_shared::assertion::AssertionSigner;
+use latch_shared::claims::{self, ClaimRules};
 use latch_shared::engine::{Access, PathRule, Routes};
 use latch_shared::secret::Secret;
 use latch_shared::validate;
@@ -42,6 +43,8 @@ pub struct EdgeConfig {
     pub origin_url: String,
     pub upstream_url: String,
     pub routes: Routes,
+    /// What routes require of the access token's payload (`latch_shared::claims`).
+    pub claim_rules: ClaimRules,
     pub blacklist: BlacklistMode,
     /// How long a KV answer about a session is reused in the isolate: part of the revocation
     /// delay (a session revoked elsewhere is refused at most this long after KV has it).
@@ -111,6 +114,7 @@ impl EdgeConfig {
         let public = get("PUBLIC_PATHS").unwrap_or_default();
         let optional = get("OPTIONAL_PATHS").unwrap_or_default();
         let protected = get("PROTECTED_PATHS").unwrap_or_default();
+        let claims = get("CLAIM_RULES").unwrap_or_default();
         let crash_test_path = get("CRASH_TEST_PATH").filter(|v| !v.is_empty());
         let forward_cookies = text("FORWARD_SESSION_COOKIES", Some("off"));
         let login_url = get("LOGIN_URL").filter(|v| !v.is_empty());
@@ -222,6 +226,20 @@ impl EdgeConfig {
             }
         }
 
+        let claim_rules = claims::parse_rules(&claims)
+            .map_err(|err| errors.push(format!("CLAIM_RULES: {err}")))
+            .unwrap_or_default();
+        for rule in &claim_rules {
+            let path = rule.path.trim_end_matches("/*");
+            if routes.access(if path.is_empty() { "/" } else { path }) == Access::Public {
+                errors.push(format!(
+                    "CLAIM_RULES: {:?} is a public route, where no session is checked: list it in \
+                     PROTECTED_PATHS (or OPTIONAL_PATHS)",
+                    rule.path
+                ));
+            }
+        }
+
         let cors_allowed_origins: Vec<String> =
             cors.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
         for origin in &cors_allowed_origins {
@@ -242,6 +260,7 @@ impl EdgeConfig {
             origin_url: origin_url.trim_end_matches('/').to_owned(),
             upstream_url: upstream,
             routes,
+            claim_rules,
             blacklist,
             blacklist_cache_secs,
             signout_path,
@@ -349,6 +368,28 @@ mod tests {
             "ASSERTION_KEYS",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn claim_rules_are_parsed_and_one_on_a_public_route_is_refused() {
+        let config = EdgeConfig::from_lookup(lookup(&[
+            ("PUBLIC_PATHS", "/, /login"),
+            ("CLAIM_RULES", "/admin/*: role includes admin"),
+        ]))
+        .unwrap();
+        assert!(latch_shared::engine::most_specific(&config.claim_rules, "/admin/x").is_some());
+        for (rules, names) in [
+            ("/login: role = admin", "public route"),
+            ("/admin/* role includes admin", "PATH: REQUIREMENT"),
+        ] {
+            let err = EdgeConfig::from_lookup(lookup(&[
+                ("PUBLIC_PATHS", "/, /login"),
+                ("CLAIM_RULES", rules),
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("CLAIM_RULES") && err.contains(names), "{rules}: {err}");
         }
     }
 

@@ -6,9 +6,11 @@ use std::rc::Rc;
 
 use latch_shared::api::blacklist_key;
 use latch_shared::assertion::ASSERTION_JWKS_PATH;
+use latch_shared::claims;
 use latch_shared::engine::{self, Access};
 use latch_shared::error::codes;
 use latch_shared::protocol::without_session_cookies;
+use latch_shared::sdk::INVALID_CLAIM_STATUS;
 use latch_shared::settings::SharedSettings;
 use latch_shared::trace::TRACEPARENT_HEADER;
 
@@ -117,6 +119,15 @@ pub async fn serve(mut cx: Exchange) -> Step {
                 let reply = Reply::json(503, err.to_json());
                 return cx.respond(reply.with_headers(cors));
             }
+        }
+    }
+    // The route's claim rules, on the verified payload: refused as the current SDKs understand
+    // (their invalid-claim event), before the app sees the request.
+    if let Some(requirements) = engine::most_specific(&config.claim_rules, &cx.request.path) {
+        let failed = claims::failures(requirements, admitted.verified.claims.pld.as_ref());
+        if !failed.is_empty() {
+            let reply = Reply::json(INVALID_CLAIM_STATUS, claims::invalid_claim_body(&failed));
+            return cx.respond(reply.with_headers(cors));
         }
     }
     // This isolate's first sight of a token: the refresh token before it is spent from now on.

@@ -288,9 +288,14 @@ pub fn check_path(path: &str) -> Result<(), AmbiguousPath> {
 
 /// The value of the most specific rule matching `path`.
 pub fn best_match<T: Copy>(rules: &[PathRule<T>], path: &str) -> Option<T> {
+    most_specific(rules, path).copied()
+}
+
+/// [`best_match`] for values that are not `Copy` (the claim rules): a reference to the value.
+pub fn most_specific<'a, T>(rules: &'a [PathRule<T>], path: &str) -> Option<&'a T> {
     rules
         .iter()
-        .filter_map(|rule| rule.specificity(path).map(|len| (len, rule.value)))
+        .filter_map(|rule| rule.specificity(path).map(|len| (len, &rule.value)))
         .max_by_key(|(len, _)| *len)
         .map(|(_, value)| value)
 }

@@ -8,6 +8,7 @@
 //! - [`refresh`]: session handles, refresh tokens, their storage hashes and rotation.
 //! - [`csrf`]: anti-CSRF tokens and their constant-time check.
 //! - [`engine`]: the request engine — the one set of rules that admits or refuses a request.
+//! - [`claims`]: claim rules, what a route requires of the access token's payload.
 //! - [`settings`]: the settings the origin publishes for the edge (cookies, statuses, rules).
 //! - [`protocol`]: cookies and headers of the browser protocol (supertokens-website 4.x and the
 //!   current SDKs).
@@ -27,6 +28,7 @@
 pub mod access;
 pub mod api;
 pub mod assertion;
+pub mod claims;
 pub mod csrf;
 pub mod engine;
 pub mod error;

@@ -3,7 +3,8 @@
 // origin on SQLite with a 10-second access token. A stand-in app signs the user in with Latch's
 // login instruction; the SDK does the rest in cookie mode and in header mode: learns the session
 // from `front-token`, refreshes once for parallel calls after expiry (on 401), echoes anti-CSRF,
-// and signs out at `{apiBasePath}/signout`.
+// and signs out at `{apiBasePath}/signout`; a claim rule at the edge fires its invalid-claim
+// event.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -47,7 +48,8 @@ function startApp(sdk) {
       }
       const headers = { "content-type": "application/json" };
       if (url.pathname === "/login") {
-        headers["x-latch-login"] = asciiJson({ user_id: "Zoë 🚀", jwt_payload: { role: ["member"] } });
+        const role = url.searchParams.get("role") ?? "member";
+        headers["x-latch-login"] = asciiJson({ user_id: "Zoë 🚀", jwt_payload: { role: [role] } });
       }
       res.writeHead(200, headers);
       res.end(JSON.stringify({
@@ -86,6 +88,7 @@ before(async () => {
     EDGE_SECRET,
     ASSERTION_KEYS,
     PUBLIC_PATHS: "/, /sdk.js, /login",
+    CLAIM_RULES: "/api/admin/*: role includes admin",
     BLACKLIST_CACHE_SECS: "1",
   }, { port: edgePort });
   browser = await launchChromium();
@@ -192,5 +195,24 @@ test("a fresh browser's first call settles the SDK's state with one refresh, not
   const { context, page, seen } = await openApp("cookie");
   for (let i = 0; i < 3; i++) assert.equal((await call(page, "/api/me")).status, 401);
   assert.equal(seen.refreshes, 1, "MAY_EXIST became NOT_EXISTS on the refresh's 401");
+  await context.close();
+});
+
+test("a claim rule at the edge refuses a member with the 403 the SDK reads as an invalid claim, and admits an admin", async () => {
+  const { context, page } = await openApp("cookie");
+  await call(page, "/login", { method: "POST" });
+  const refused = await call(page, "/api/admin/users");
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.message, "invalid claim");
+  assert.deepEqual(refused.json.claimValidationErrors, [
+    { id: "role", reason: { message: "wrong value", expectedToInclude: "admin", actualValue: ["member"] } },
+  ]);
+  assert.ok((await page.evaluate(() => window.events)).includes("API_INVALID_CLAIM"));
+  assert.equal(await page.evaluate(() => st.doesSessionExist()), true, "an invalid claim is not a signed-out session");
+
+  await call(page, "/login?role=admin", { method: "POST" });
+  const admitted = await call(page, "/api/admin/users");
+  assert.equal(admitted.status, 200);
+  assert.equal(admitted.json.user, "Zoë 🚀");
   await context.close();
 });
