@@ -7,7 +7,8 @@
 #   - builds the edge worker offline and runs its end-to-end suite on workerd, and the Node,
 #     Python and Go examples (examples/) behind it
 #   - runs the demo app behind the edge in headless Chromium (screenshots: test-artifacts/),
-#     today's SuperTokens SDK (supertokens-website 20.1.6) in cookie and header mode, and
+#     today's SuperTokens SDKs (supertokens-website 20.1.6, supertokens-web-js 0.16.0) beside
+#     4.2.0 on one deployment, and
 #     the run command (scripts/run.sh --upstream) in front of a stand-in app, in Chromium too;
 #     `latch check-edge` against a real origin and on wrangler.toml's production template
 #   - builds the origin's container image (scripts/build-image.sh, podman) and checks it

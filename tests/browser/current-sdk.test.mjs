@@ -1,15 +1,13 @@
-// Today's SuperTokens frontend, unchanged, behind Latch: the real `supertokens-website` 20.1.6
-// from npm, bundled as it ships, in Debian's chromium, against the edge on workerd and the
+// Today's SuperTokens frontends, unchanged, behind Latch: the real `supertokens-website` 20.1.6
+// and `supertokens-web-js` 0.16.0 from npm, bundled as they ship, in Debian's chromium, against the edge on workerd and the
 // origin on SQLite with a 10-second access token. A stand-in app signs the user in with Latch's
 // login instruction; the SDK does the rest in cookie mode and in header mode: learns the session
 // from `front-token`, refreshes once for parallel calls after expiry (on 401), echoes anti-CSRF,
 // and signs out at `{apiBasePath}/signout`; a claim rule at the edge fires its invalid-claim
-// event.
+// event; a page on another origin calls the edge as its API, through CORS. The 4.x SDK works
+// against the same deployment, in its own protocol.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, asciiJson, freePort, launchChromium, sleep, startEdge } from "../support.mjs";
@@ -18,20 +16,36 @@ const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
 // The SDK's default apiBasePath is /auth: the origin's refresh path says where it is.
 const API_BASE = "/auth";
-let origin, app, edge, browser, bundleDir;
+let origin, app, edge, browser, appUrl;
 
-// The app behind the edge: a page that loads the SDK, a login endpoint that answers with the
-// login instruction, and two protected APIs that echo who the edge said is calling.
-function startApp(sdk) {
-  const page = `<!doctype html><meta charset="utf-8"><title>current SDK</title>
-<script src="/sdk.js"></script>
+// The app behind the edge: a page that loads one of the SDKs (`?sdk=website|webjs`, with the
+// transfer `?mode=` and the API's origin `?api=`), a login endpoint that answers with the login
+// instruction, and protected APIs that echo who the edge said is calling.
+function startApp(bundles) {
+  const page = (sdk) => `<!doctype html><meta charset="utf-8"><title>current SDK</title>
+<script src="/${sdk}.js"></script>
 <script>
-  const st = supertokens.default ?? supertokens;
-  const mode = new URLSearchParams(location.search).get("mode") ?? "cookie";
+  const query = new URLSearchParams(location.search);
+  const mode = query.get("mode") ?? "cookie";
+  const api = query.get("api") ?? location.origin;
   window.events = [];
-  st.init({ apiDomain: location.origin, apiBasePath: "${API_BASE}", tokenTransferMethod: mode,
-            onHandleEvent: (event) => window.events.push(event.action) });
-  window.st = st;
+  const onHandleEvent = (event) => window.events.push(event.action);
+  if (${JSON.stringify(sdk)} === "website4") {
+    const st = supertokens4.default;
+    st.init({ refreshTokenUrl: api + "${API_BASE}/session/refresh", sessionExpiredStatusCode: 440 });
+    window.st = st;
+  } else if (${JSON.stringify(sdk)} === "webjs") {
+    const { SuperTokens, Session } = webjs;
+    SuperTokens.init({
+      appInfo: { appName: "latch", apiDomain: api, apiBasePath: "${API_BASE}" },
+      recipeList: [Session.init({ tokenTransferMethod: mode, onHandleEvent })],
+    });
+    window.st = Session;
+  } else {
+    const st = supertokens.default ?? supertokens;
+    st.init({ apiDomain: api, apiBasePath: "${API_BASE}", tokenTransferMethod: mode, onHandleEvent });
+    window.st = st;
+  }
 </script>`;
   const server = http.createServer((req, res) => {
     let body = "";
@@ -39,12 +53,14 @@ function startApp(sdk) {
     req.on("end", () => {
       const url = new URL(req.url, "http://app");
       if (url.pathname === "/") {
+        const sdk = ["webjs", "website4"].find((name) => name === url.searchParams.get("sdk")) ?? "website";
         res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-        return res.end(page);
+        return res.end(page(sdk));
       }
-      if (url.pathname === "/sdk.js") {
+      const bundle = bundles[url.pathname.slice(1).replace(/\.js$/, "")];
+      if (bundle) {
         res.writeHead(200, { "content-type": "text/javascript" });
-        return res.end(sdk);
+        return res.end(bundle);
       }
       const headers = { "content-type": "application/json" };
       if (url.pathname === "/login") {
@@ -65,15 +81,31 @@ function startApp(sdk) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
+/** Bundles the SDKs as they ship from npm, for the browser. */
+async function bundleSdks() {
+  const esbuild = await import(path.join(ROOT, "node_modules", "esbuild", "lib", "main.js"));
+  const bundle = async (contents) => {
+    const built = await esbuild.build({
+      stdin: { contents, resolveDir: ROOT, loader: "js" },
+      bundle: true, format: "iife", platform: "browser", write: false, logLevel: "warning",
+      define: { process: "undefined" },
+    });
+    return built.outputFiles[0].text;
+  };
+  return {
+    website: await bundle('window.supertokens = require("supertokens-website-20");'),
+    website4: await bundle('window.supertokens4 = require("supertokens-website");'),
+    webjs: await bundle(
+      'window.webjs = { SuperTokens: require("supertokens-web-js").default, Session: require("supertokens-web-js/recipe/session").default };',
+    ),
+  };
+}
+
 before(async () => {
-  bundleDir = mkdtempSync(path.join(os.tmpdir(), "latch-sdk20-"));
-  const bundle = path.join(bundleDir, "sdk.js");
-  execFileSync(path.join(ROOT, "node_modules", ".bin", "esbuild"), [
-    path.join(ROOT, "node_modules", "supertokens-website-20", "lib", "build", "index.js"),
-    "--bundle", "--format=iife", "--global-name=supertokens", "--platform=browser",
-    "--define:process=undefined", "--log-level=warning", `--outfile=${bundle}`,
-  ]);
-  app = await startApp(readFileSync(bundle, "utf8"));
+  app = await startApp(await bundleSdks());
+  // The app's own origin, another site than the edge's 127.0.0.1: a page there calls the edge
+  // as a cross-origin API.
+  appUrl = `http://localhost:${app.address().port}`;
   const edgePort = await freePort();
   origin = new Origin({
     LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
@@ -87,7 +119,8 @@ before(async () => {
     UPSTREAM_URL: `http://127.0.0.1:${app.address().port}`,
     EDGE_SECRET,
     ASSERTION_KEYS,
-    PUBLIC_PATHS: "/, /sdk.js, /login",
+    PUBLIC_PATHS: "/, /website.js, /website4.js, /webjs.js, /login",
+    CORS_ALLOWED_ORIGINS: appUrl,
     CLAIM_RULES: "/api/admin/*: role includes admin",
     BLACKLIST_CACHE_SECS: "1",
   }, { port: edgePort });
@@ -99,11 +132,10 @@ after(async () => {
   await edge?.mf.dispose();
   app?.close();
   await origin?.dispose();
-  if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
 });
 
-/** A fresh browser on the app's page with the SDK in `mode`, counting refresh calls. */
-async function openApp(mode) {
+/** A fresh browser on the app's page with `sdk` in `mode`, counting refresh calls. */
+async function openApp(mode, { sdk = "website", site = edge.url, api = site } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const seen = { refreshes: 0, authorization: [], antiCsrf: [] };
@@ -113,7 +145,7 @@ async function openApp(mode) {
     if (url.pathname.startsWith("/api/")) seen.authorization.push(request.headers()["authorization"] ?? null);
     if (url.pathname === "/api/notes") seen.antiCsrf.push(request.headers()["anti-csrf"] ?? null);
   });
-  await page.goto(`${edge.url}/?mode=${mode}`);
+  await page.goto(`${site}/?sdk=${sdk}&mode=${mode}&api=${encodeURIComponent(api)}`);
   return { context, page, seen };
 }
 
@@ -123,9 +155,10 @@ const call = (page, pathname, init = {}) =>
     return { status: res.status, json: await res.json().catch(() => null) };
   }, [pathname, init]);
 
-for (const mode of ["cookie", "header"]) {
-  test(`supertokens-website 20.1.6 in ${mode} mode: sign in as Zoë, one refresh for parallel calls after expiry, anti-CSRF, sign out`, async () => {
-    const { context, page, seen } = await openApp(mode);
+const SDKS = { website: "supertokens-website 20.1.6", webjs: "supertokens-web-js 0.16.0" };
+for (const [sdk, mode] of [["website", "cookie"], ["website", "header"], ["webjs", "cookie"]]) {
+  test(`${SDKS[sdk]} in ${mode} mode: sign in as Zoë, one refresh for parallel calls after expiry, anti-CSRF, sign out`, async () => {
+    const { context, page, seen } = await openApp(mode, { sdk });
     assert.equal(await page.evaluate(() => st.doesSessionExist()), false);
 
     const login = await call(page, "/login", { method: "POST" });
@@ -214,5 +247,43 @@ test("a claim rule at the edge refuses a member with the 403 the SDK reads as an
   const admitted = await call(page, "/api/admin/users");
   assert.equal(admitted.status, 200);
   assert.equal(admitted.json.user, "Zoë 🚀");
+  await context.close();
+});
+
+test("a page on another site uses the edge as its API in header mode, through CORS: sign in, call, refresh, sign out", async () => {
+  const { context, page, seen } = await openApp("header", { site: appUrl, api: edge.url });
+  const login = await call(page, `${edge.url}/login`, { method: "POST" });
+  assert.equal(login.status, 200, "the SDK's headers pass the preflight");
+  assert.equal(await page.evaluate(() => st.getUserId()), "Zoë 🚀", "front-token is exposed to the page");
+  const me = await call(page, `${edge.url}/api/me`);
+  assert.equal(me.status, 200);
+  assert.equal(me.json.user, "Zoë 🚀");
+  assert.match(seen.authorization.at(-1) ?? "", /^Bearer /);
+  const refreshesBefore = seen.refreshes; // a fresh browser's first call refreshes once
+  assert.equal(await page.evaluate(() => st.attemptRefreshingSession()), true, "st-access-token is exposed to the page");
+  assert.equal(seen.refreshes - refreshesBefore, 1);
+  assert.equal((await call(page, `${edge.url}/api/notes`, { method: "POST", body: "x" })).status, 200);
+  await page.evaluate(() => st.signOut());
+  assert.equal(await page.evaluate(() => st.doesSessionExist()), false);
+  await context.close();
+});
+
+test("supertokens-website 4.2.0 on the same deployment keeps its protocol: sign in, one refresh on 440 after expiry, anti-CSRF, sign out", async () => {
+  const { context, page, seen } = await openApp("cookie", { sdk: "website4" });
+  assert.equal((await call(page, "/login", { method: "POST" })).status, 200);
+  assert.equal(await page.evaluate(() => st.doesSessionExist()), true, "4.x learnt the session from id-refresh-token");
+  assert.equal((await call(page, "/api/me")).json.user, "Zoë 🚀");
+  await sleep(EXPIRY_WAIT_MS);
+  const parallel = await page.evaluate(() =>
+    Promise.all([1, 2, 3].map(() => fetch("/api/me").then((res) => res.status))),
+  );
+  assert.deepEqual(parallel, [200, 200, 200]);
+  assert.equal(seen.refreshes, 1, "one refresh for three parallel calls");
+  assert.equal((await call(page, "/api/notes", { method: "POST", body: "x" })).status, 200);
+  assert.ok(seen.antiCsrf.at(-1), "4.x echoed the anti-csrf header");
+  const expired = await fetch(`${edge.url}/api/me`);
+  assert.equal(expired.status, 440, "a client speaking no current SDK gets the deployment's status");
+  assert.equal((await call(page, "/session/signout", { method: "POST" })).status, 200);
+  assert.equal(await page.evaluate(() => st.doesSessionExist()), false);
   await context.close();
 });
