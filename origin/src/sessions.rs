@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use latch_shared::access::{self, SessionClaims, VerifiedAccessToken, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, ExpiringToken, IssuedSession, RevokeResponse, SessionTokens,
-    SessionView, UserId, UserIdType, VerifyRequest, VerifyResponse,
+    paths, CreateSessionRequest, ExpiringToken, IssuedSession, JwtPayloadUpdate,
+    ReissuedAccessToken, RevokeResponse, SessionTokens, SessionView, UserId, UserIdType,
+    VerifyRequest, VerifyResponse,
 };
 use latch_shared::csrf::AntiCsrfToken;
 use latch_shared::engine::{self, AntiCsrfPolicy, Credential, RequestFacts};
@@ -538,6 +539,55 @@ impl SessionService {
         .await?
         .ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?;
         parse_json(info, "session info")
+    }
+
+    /// Replaces a live session's JWT payload, and re-issues the access token the client holds
+    /// with it: the same claims but the payload (session, refresh generation, anti-CSRF token),
+    /// and the same expiry, so changing a payload never lengthens a token's life. The token
+    /// must be valid and of `handle`; the session must still exist.
+    pub async fn update_jwt_payload(
+        &self,
+        handle: &SessionHandle,
+        update: JwtPayloadUpdate,
+    ) -> ApiResult<ReissuedAccessToken> {
+        let now = self.clock.now();
+        let ring = self.keys.ring().await?;
+        let verified =
+            ring.verifier.verify(&update.access_token, now).map_err(SessionError::from)?;
+        if verified.claims.sid != handle.as_str() {
+            return Err(ApiError::BadRequest("the access token is of another session".into()));
+        }
+        // From the whole second (the token's times are whole seconds), so the expiry is the
+        // old one exactly.
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        let remaining = verified.expires_at - now;
+        if remaining <= chrono::Duration::zero() {
+            return Err(SessionError::try_refresh("the access token has expired").into());
+        }
+        let user_id = verified.claims.user_id();
+        let claims = SessionClaims { pld: update.jwt_payload.clone(), ..verified.claims };
+        // Sign first: a payload too large for a cookie is refused before anything is stored.
+        let signed = access::sign(&ring.signing, claims, now, remaining)
+            .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let updated = sqlx::query(
+            "UPDATE sessions SET jwt_payload = $1 WHERE handle = $2 AND expires_at > $3",
+        )
+        .bind(update.jwt_payload.as_ref().map(Value::to_string))
+        .bind(handle.as_str())
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(SessionError::unauthorised("session does not exist anymore").into());
+        }
+        let session =
+            SessionView { user_id, handle: handle.to_string(), jwt_payload: update.jwt_payload };
+        let access_token =
+            ExpiringToken { value: signed.value, expires_at: signed.expires_at.timestamp_millis() };
+        let response_headers =
+            self.cookies.access_token_headers(&session, &access_token, TokenTransfer::Cookie);
+        Ok(ReissuedAccessToken { session, access_token, response_headers })
     }
 
     /// Overwrites the session info, as the seed does.

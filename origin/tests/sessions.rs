@@ -33,6 +33,8 @@ on_both_stores!(
     malformed_refresh_tokens_are_unauthorised_not_theft,
     emergency_rotation_signs_with_a_new_key_after_the_publish_lead,
     a_compromised_key_is_distrusted_at_once_on_every_instance_and_sessions_move_on,
+    a_new_jwt_payload_reissues_the_access_token_and_every_refresh_carries_it,
+    a_jwt_payload_update_needs_a_valid_token_of_that_session_and_an_object,
 );
 
 async fn create_verify_info_revoke(store: Store) {
@@ -558,4 +560,61 @@ async fn a_compromised_key_is_distrusted_at_once_on_every_instance_and_sessions_
     assert_ne!(old_kid, new_kid);
     let bad = one.api(Method::POST, "/v1/keys/rotate?compromised=maybe", None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+async fn a_new_jwt_payload_reissues_the_access_token_and_every_refresh_carries_it(store: Store) {
+    let origin = Origin::start(&store).await;
+    let issued = origin.create("dora").await;
+    let path = format!("/v1/sessions/{}/jwt-payload", handle(&issued));
+    origin.advance(Duration::from_secs(60));
+    let update = json!({"access_token": access_token(&issued), "jwt_payload": {"role": "admin"}});
+    let reissued = origin.api(Method::PUT, &path, Some(update)).await;
+    assert_eq!(reissued.status, StatusCode::OK, "{:?}", reissued.body);
+    assert_eq!(reissued.body["session"]["jwt_payload"], json!({"role": "admin"}));
+    // The same expiry: a payload change never lengthens a token's life.
+    assert_eq!(
+        reissued.body["access_token"]["expires_at"],
+        issued["tokens"]["access_token"]["expires_at"]
+    );
+    let token = reissued.body["access_token"]["value"].as_str().unwrap().to_owned();
+    assert_ne!(token, access_token(&issued));
+    let verified = origin.verify(&token).await;
+    assert_eq!(verified.body["session"]["jwt_payload"], json!({"role": "admin"}));
+    assert_eq!(generation_of(&token), 0, "the same refresh generation");
+    let headers = reissued.body["response_headers"].as_array().unwrap();
+    assert!(headers.iter().any(|h| h["name"] == "set-cookie"
+        && h["value"].as_str().unwrap().starts_with(&format!("sAccessToken={token};"))));
+    assert!(headers.iter().any(|h| h["name"] == "front-token"));
+
+    let refreshed = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(refreshed.body["session"]["jwt_payload"], json!({"role": "admin"}));
+    let clear = json!({"access_token": token, "jwt_payload": null});
+    let cleared = origin.api(Method::PUT, &path, Some(clear)).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{:?}", cleared.body);
+    assert_eq!(cleared.body["session"]["jwt_payload"], json!(null));
+}
+
+async fn a_jwt_payload_update_needs_a_valid_token_of_that_session_and_an_object(store: Store) {
+    let origin = Origin::start(&store).await;
+    let alice = origin.create("alice").await;
+    let mallory = origin.create("mallory").await;
+    let path = format!("/v1/sessions/{}/jwt-payload", handle(&alice));
+    // Another session's token cannot rewrite this one's payload.
+    let other = json!({"access_token": access_token(&mallory), "jwt_payload": {"role": "admin"}});
+    assert_eq!(origin.api(Method::PUT, &path, Some(other)).await.status, StatusCode::BAD_REQUEST);
+    let forged = json!({"access_token": "a.b.c", "jwt_payload": {}});
+    assert_eq!(origin.api(Method::PUT, &path, Some(forged)).await.error(), "TRY_REFRESH_TOKEN");
+    let string = json!({"access_token": access_token(&alice), "jwt_payload": "admin"});
+    let refused = origin.api(Method::PUT, &path, Some(string)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.to_string().contains("must be a JSON object"), "{:?}", refused.body);
+    // Revoked: the token still verifies by signature, but the session is gone.
+    origin.api(Method::DELETE, &format!("/v1/sessions/{}", handle(&alice)), None).await;
+    let late = json!({"access_token": access_token(&alice), "jwt_payload": {}});
+    assert_eq!(origin.api(Method::PUT, &path, Some(late)).await.error(), "UNAUTHORISED");
+    assert_eq!(
+        origin.verify(&access_token(&mallory)).await.body["session"]["jwt_payload"],
+        json!({"role": "reader"}),
+        "nothing changed for the other session"
+    );
 }

@@ -16,6 +16,9 @@ pub mod paths {
     pub const SESSION: &str = "/v1/sessions/{handle}";
     /// `/v1/sessions/{handle}/info`: GET reads, PUT overwrites.
     pub const SESSION_INFO: &str = "/v1/sessions/{handle}/info";
+    /// `/v1/sessions/{handle}/jwt-payload`: PUT replaces the JWT payload and re-issues the
+    /// access token the client holds with it.
+    pub const SESSION_JWT_PAYLOAD: &str = "/v1/sessions/{handle}/jwt-payload";
     /// `/v1/sessions/{handle}/used`: POST reports an access token of a refresh generation seen
     /// in use (by the edge or a Session object verifying directly).
     pub const SESSION_USED: &str = "/v1/sessions/{handle}/used";
@@ -45,6 +48,11 @@ pub mod paths {
     /// [`SESSION_INFO`] for one session.
     pub fn session_info(handle: &str) -> String {
         format!("/v1/sessions/{}/info", encode_segment(handle))
+    }
+
+    /// [`SESSION_JWT_PAYLOAD`] for one session.
+    pub fn session_jwt_payload(handle: &str) -> String {
+        format!("/v1/sessions/{}/jwt-payload", encode_segment(handle))
     }
 
     /// [`SESSION_USED`] for one session.
@@ -107,6 +115,32 @@ pub struct CreateSessionRequest {
     pub jwt_payload: Option<Value>,
     #[serde(default)]
     pub session_info: Option<Value>,
+}
+
+/// `PUT /v1/sessions/{handle}/jwt-payload`: the seed era's `updateJWTPayload` (today's
+/// `mergeIntoAccessTokenPayload`, with the merge done by the caller).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtPayloadUpdate {
+    /// The access token the client holds: it must be valid and of this session. It is
+    /// re-issued with the new payload (same session, refresh generation, anti-CSRF token and
+    /// expiry), so the client's very next request carries it.
+    pub access_token: String,
+    /// The new payload, a JSON object (or `null` for none); it replaces the old one in every
+    /// token from now on.
+    #[serde(default, deserialize_with = "object_or_absent")]
+    pub jwt_payload: Option<Value>,
+}
+
+/// A session's access token, re-issued.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReissuedAccessToken {
+    pub session: SessionView,
+    pub access_token: ExpiringToken,
+    /// What to send a browser (the `sAccessToken` cookie and `front-token`).
+    pub response_headers: Vec<ResponseHeader>,
 }
 
 /// `null` or absent is no payload; an object is kept; anything else is refused by name.

@@ -10,7 +10,7 @@
 pub use cookie::SameSite;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{SessionTokens, SessionView};
+use crate::api::{ExpiringToken, SessionTokens, SessionView};
 use crate::sdk::{
     self, TokenTransfer, ACCESS_TOKEN_HEADER, FRONT_TOKEN_HEADER, FRONT_TOKEN_REMOVE,
     REFRESH_TOKEN_HEADER,
@@ -217,8 +217,10 @@ impl CookiePolicy {
         tokens: &SessionTokens,
         transfer: TokenTransfer,
     ) -> Vec<ResponseHeader> {
-        let front_token =
-            ResponseHeader::new(FRONT_TOKEN_HEADER, sdk::front_token(session, tokens));
+        let front_token = ResponseHeader::new(
+            FRONT_TOKEN_HEADER,
+            sdk::front_token(session, tokens.access_token.expires_at),
+        );
         let mut headers = match transfer {
             TokenTransfer::Header => vec![
                 ResponseHeader::new(ACCESS_TOKEN_HEADER, tokens.access_token.value.clone()),
@@ -262,6 +264,36 @@ impl CookiePolicy {
         };
         headers.push(ResponseHeader::new(EXPOSE_HEADERS_HEADER, EXPOSED_HEADERS));
         headers
+    }
+
+    /// Headers that hand a re-issued access token (a new JWT payload) to the client: the
+    /// `sAccessToken` cookie or header mode's `st-access-token`, and `front-token` with the
+    /// new payload.
+    pub fn access_token_headers(
+        &self,
+        session: &SessionView,
+        access_token: &ExpiringToken,
+        transfer: TokenTransfer,
+    ) -> Vec<ResponseHeader> {
+        let token = match transfer {
+            TokenTransfer::Header => {
+                ResponseHeader::new(ACCESS_TOKEN_HEADER, access_token.value.clone())
+            }
+            TokenTransfer::Cookie => self.set_cookie(
+                ACCESS_TOKEN_COOKIE,
+                &access_token.value,
+                &self.access_token_path,
+                access_token.expires_at,
+            ),
+        };
+        vec![
+            token,
+            ResponseHeader::new(
+                FRONT_TOKEN_HEADER,
+                sdk::front_token(session, access_token.expires_at),
+            ),
+            ResponseHeader::new(EXPOSE_HEADERS_HEADER, EXPOSED_HEADERS),
+        ]
     }
 
     /// Headers that end the session in the client, whichever SDK and transfer it used: all

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{SessionTokens, SessionView};
+use crate::api::SessionView;
 use crate::error::{ErrorKind, SessionError};
 
 /// `st-auth-mode`: sent by the current SDKs on every request, `cookie` or `header`.
@@ -127,12 +127,13 @@ struct FrontToken<'a> {
     up: &'a Value,
 }
 
-/// The `front-token` value for a session just created or refreshed.
-pub fn front_token(session: &SessionView, tokens: &SessionTokens) -> String {
+/// The `front-token` value for a session whose access token was just issued, expiring at
+/// `access_token_expires_at` (milliseconds since the epoch).
+pub fn front_token(session: &SessionView, access_token_expires_at: i64) -> String {
     let empty = Value::Object(serde_json::Map::new());
     let token = FrontToken {
         uid: &session.user_id.as_text(),
-        ate: tokens.access_token.expires_at,
+        ate: access_token_expires_at,
         up: session.jwt_payload.as_ref().filter(|payload| payload.is_object()).unwrap_or(&empty),
     };
     let json = serde_json::to_vec(&token).expect("a front token always serialises");
@@ -147,7 +148,7 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ExpiringToken;
+    use crate::api::{ExpiringToken, SessionTokens};
     use crate::user_id::UserId;
     use proptest::prelude::*;
 
@@ -175,7 +176,7 @@ mod tests {
             user_id: UserId::text("Zoë 🚀").unwrap(),
             jwt_payload: Some(serde_json::json!({"role": ["admin"], "st-ev": {"v": true}})),
         };
-        let read = as_the_sdk_reads_it(&front_token(&session, &tokens()));
+        let read = as_the_sdk_reads_it(&front_token(&session, tokens().access_token.expires_at));
         assert_eq!(
             read,
             serde_json::json!({
@@ -192,7 +193,7 @@ mod tests {
             user_id: UserId::number(7).unwrap(),
             jwt_payload: None,
         };
-        let read = as_the_sdk_reads_it(&front_token(&session, &tokens()));
+        let read = as_the_sdk_reads_it(&front_token(&session, tokens().access_token.expires_at));
         assert_eq!(read["uid"], "7");
         assert_eq!(read["up"], serde_json::json!({}));
     }
@@ -253,7 +254,7 @@ mod tests {
                 user_id,
                 jwt_payload: Some(serde_json::json!({ key.clone(): value.clone() })),
             };
-            let read = as_the_sdk_reads_it(&front_token(&session, &tokens()));
+            let read = as_the_sdk_reads_it(&front_token(&session, tokens().access_token.expires_at));
             prop_assert_eq!(&read["uid"], &Value::String(user));
             prop_assert_eq!(&read["up"][&key], &Value::String(value));
         }

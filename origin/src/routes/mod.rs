@@ -53,6 +53,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::revoke))
         .routes(routes!(sessions::used))
         .routes(routes!(sessions::get_info, sessions::update_info))
+        .routes(routes!(sessions::update_jwt_payload))
         .routes(routes!(users::list, users::revoke_all))
         .routes(routes!(admin::rotate_keys))
         .routes(routes!(admin::caller))

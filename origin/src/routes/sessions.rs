@@ -3,8 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latch_shared::api::{
-    paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, SessionInfo,
-    UsageReport, VerifyRequest, VerifyResponse,
+    paths, CreateSessionRequest, IssuedSession, JwtPayloadUpdate, RefreshRequest,
+    ReissuedAccessToken, RevokeResponse, SessionInfo, UsageReport, VerifyRequest, VerifyResponse,
 };
 
 use super::openapi::{BodyErrors, CallErrors, LimitErrors, SessionErrors};
@@ -186,4 +186,30 @@ pub async fn update_info(
 ) -> ApiResult<Json<SessionInfo>> {
     state.sessions.update_session_info(&parse_handle(&handle)?, body.session_info.clone()).await?;
     Ok(Json(body))
+}
+
+/// Replaces the session's JWT payload, and re-issues the access token the client holds with it
+/// (same session, generation, anti-CSRF token and expiry): the client's next request carries
+/// the new payload, and every refresh from now on.
+#[utoipa::path(
+    put,
+    path = paths::SESSION_JWT_PAYLOAD,
+    params(("handle" = String, Path, description = "The session handle")),
+    request_body = JwtPayloadUpdate,
+    responses(
+        (status = 200, description = "The re-issued access token and the headers to send", body = ReissuedAccessToken),
+        CallErrors,
+        BodyErrors,
+        SessionErrors,
+    ),
+    security(("apiKey" = []), ("edgeSecret" = [])),
+    tag = "sessions"
+)]
+pub async fn update_jwt_payload(
+    _: Caller,
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+    Json(update): Json<JwtPayloadUpdate>,
+) -> ApiResult<Json<ReissuedAccessToken>> {
+    Ok(Json(state.sessions.update_jwt_payload(&parse_handle(&handle)?, update).await?))
 }
