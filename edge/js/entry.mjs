@@ -61,6 +61,7 @@ async function handle(request, env, ctx) {
             outcome: "app",
             login: answer.headers.get(plan.instructions[0]),
             logout: answer.headers.has(plan.instructions[1]),
+            jwt_payload: answer.headers.get(plan.instructions[2]),
           };
           break;
         default:

@@ -1,11 +1,18 @@
 //! The app's instructions on its answers: `x-latch-login` creates a session (the edge sets its
 //! cookies on the app's answer), `x-latch-logout` revokes the request's session and clears
-//! them. Both headers are removed before the browser sees the answer, and an answer that sets
-//! session cookies is never stored by a cache: its `Cache-Control` is replaced, not added to.
+//! them, `x-latch-jwt-payload` replaces the session's JWT payload (the answer carries the
+//! re-issued access token). The headers are removed before the browser sees the answer, and an
+//! answer that sets session cookies is never stored by a cache: its `Cache-Control` is
+//! replaced, not added to.
 
-use latch_shared::api::{IssuedSession, RevokeResponse};
-use latch_shared::identity::{parse_login_instruction, LOGIN_HEADER, LOGOUT_HEADER};
+use latch_shared::api::{IssuedSession, ReissuedAccessToken, RevokeResponse};
+use latch_shared::engine;
+use latch_shared::identity::{
+    parse_jwt_payload_instruction, parse_login_instruction, JWT_PAYLOAD_HEADER, LOGIN_HEADER,
+    LOGOUT_HEADER,
+};
 use latch_shared::protocol::ResponseHeader;
+use latch_shared::settings::SharedSettings;
 
 use crate::exchange::Exchange;
 use crate::flow::required_settings;
@@ -49,6 +56,8 @@ pub async fn apply(
         logout(&mut cx, session, settings.blacklist_ttl_secs())
             .await
             .map(|()| settings.cookies.clear_headers())
+    } else if let Some(text) = instruction.jwt_payload {
+        update_jwt_payload(&mut cx, &settings, session, &text).await
     } else {
         Ok(Vec::new())
     };
@@ -104,11 +113,37 @@ async fn logout(
     Ok(())
 }
 
+/// Replaces the request's session's JWT payload at the origin, which re-issues the access token
+/// the request carried; returns the headers that hand it over (with `front-token`).
+async fn update_jwt_payload(
+    cx: &mut Exchange,
+    settings: &SharedSettings,
+    session: Option<String>,
+    text: &str,
+) -> Result<Vec<ResponseHeader>, EdgeError> {
+    let payload = parse_jwt_payload_instruction(text).map_err(|err| {
+        EdgeError::Internal(format!("the app sent a bad JWT payload instruction: {err}"))
+    })?;
+    let handle = match session {
+        Some(handle) => handle,
+        None => cx.authenticate().await?.verified.claims.sid,
+    };
+    let token = engine::credential(&cx.facts())?.token().to_owned();
+    let call = origin::update_jwt_payload(&cx.config, &handle, token, payload);
+    let reissued: ReissuedAccessToken = cx.call_origin_json(call).await?;
+    let transfer = cx.request.dialect.transfer();
+    Ok(settings.cookies.access_token_headers(&reissued.session, &reissued.access_token, transfer))
+}
+
 /// The instruction headers removed, the session's headers added, `no-store` in place of the
 /// app's caching, and the CORS headers (the app's `Vary` kept).
 fn amend(added: Vec<ResponseHeader>, cors: Vec<Header>) -> Amend {
     let mut amend = Amend {
-        delete: vec![LOGIN_HEADER.to_owned(), LOGOUT_HEADER.to_owned()],
+        delete: vec![
+            LOGIN_HEADER.to_owned(),
+            LOGOUT_HEADER.to_owned(),
+            JWT_PAYLOAD_HEADER.to_owned(),
+        ],
         ..Amend::default()
     };
     if added.iter().any(|header| hands_over_tokens(&header.name)) {

@@ -65,6 +65,8 @@ impl Future for Perform {
 pub struct AppInstruction {
     pub login: Option<String>,
     pub logout: bool,
+    /// A new JWT payload for the request's session (`x-latch-jwt-payload`'s value).
+    pub jwt_payload: Option<String>,
 }
 
 /// The origin's answer, before it is read (`crate::origin::read_answer`).
@@ -156,7 +158,9 @@ impl Io {
     /// entry ends the request itself otherwise); `Err` when the app could not be reached.
     pub async fn forward(&self, forward: Forward) -> Result<AppInstruction, ()> {
         match self.perform(Step::Forward(forward)).await {
-            Outcome::App { login, logout } => Ok(AppInstruction { login, logout }),
+            Outcome::App { login, logout, jwt_payload } => {
+                Ok(AppInstruction { login, logout, jwt_payload })
+            }
             _ => Err(()),
         }
     }

@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use latch_shared::identity::{
-    CLIENT_FORWARDING_HEADERS, HEADER_PREFIX, LOGIN_HEADER, LOGOUT_HEADER,
+    CLIENT_FORWARDING_HEADERS, HEADER_PREFIX, JWT_PAYLOAD_HEADER, LOGIN_HEADER, LOGOUT_HEADER,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -103,7 +103,7 @@ struct EntryPlan {
     /// Client-sent forwarding headers, dropped like Latch's own: the edge sets its own.
     client_forwarding_headers: [&'static str; CLIENT_FORWARDING_HEADERS.len()],
     fact_headers: [&'static str; FACT_HEADERS.len()],
-    instructions: [&'static str; 2],
+    instructions: [&'static str; 3],
     /// The Workers KV binding of the blacklist (`wrangler.toml`).
     kv_binding: &'static str,
     origin_authorization: String,
@@ -146,7 +146,7 @@ pub fn configure(env: &Env) -> String {
         latch_header_prefix: HEADER_PREFIX,
         client_forwarding_headers: CLIENT_FORWARDING_HEADERS,
         fact_headers: FACT_HEADERS,
-        instructions: [LOGIN_HEADER, LOGOUT_HEADER],
+        instructions: [LOGIN_HEADER, LOGOUT_HEADER, JWT_PAYLOAD_HEADER],
         kv_binding: KV_BINDING,
         origin_authorization: origin_authorization.unwrap_or_default(),
         assertion_key,

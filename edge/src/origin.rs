@@ -3,7 +3,9 @@
 //! carry that client's address (the key of the origin's per-address rate limits) and the
 //! request's trace context (`crate::exchange::Exchange::call_origin`).
 
-use latch_shared::api::{paths, CreateSessionRequest, RefreshRequest, UsageReport};
+use latch_shared::api::{
+    paths, CreateSessionRequest, JwtPayloadUpdate, RefreshRequest, UsageReport,
+};
 use latch_shared::SessionError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -49,6 +51,17 @@ pub fn session_info(config: &EdgeConfig, handle: &str) -> OriginCall {
 /// client unchanged.
 pub fn update_session_info(config: &EdgeConfig, handle: &str, body: String) -> OriginCall {
     call(config, "PUT", &paths::session_info(handle), Some(body))
+}
+
+/// Replaces the session's JWT payload and re-issues `access_token` with it.
+pub fn update_jwt_payload(
+    config: &EdgeConfig,
+    handle: &str,
+    access_token: String,
+    jwt_payload: Option<serde_json::Value>,
+) -> OriginCall {
+    let update = JwtPayloadUpdate { access_token, jwt_payload };
+    call(config, "PUT", &paths::session_jwt_payload(handle), json(&update))
 }
 
 /// The origin's error body: a session error, or a request error such as BAD_REQUEST.

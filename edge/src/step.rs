@@ -321,13 +321,15 @@ pub enum Outcome {
         #[serde(default)]
         error: Option<String>,
     },
-    /// The app's answer carries an instruction: the login instruction's value, and whether
-    /// there is a logout instruction.
+    /// The app's answer carries an instruction: the login instruction's value, whether there
+    /// is a logout instruction, and the JWT payload instruction's value.
     App {
         #[serde(default)]
         login: Option<String>,
         #[serde(default)]
         logout: bool,
+        #[serde(default)]
+        jwt_payload: Option<String>,
     },
     /// The app could not be reached.
     AppUnreachable,

@@ -127,7 +127,8 @@ fn the_app_and_every_origin_call_of_one_request_see_one_trace() {
     let Step::Sign { input } = machine.resume(entry.settings_document()) else { panic!() };
     let Step::Forward(forward) = machine.resume(signed(&input)) else { panic!() };
     let at_app = header(&forward.set, "traceparent").expect("a trace is made").to_owned();
-    let Step::CallOrigin(revoke) = machine.resume(Outcome::App { login: None, logout: true })
+    let Step::CallOrigin(revoke) =
+        machine.resume(Outcome::App { login: None, logout: true, jwt_payload: None })
     else {
         panic!()
     };

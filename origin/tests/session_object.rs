@@ -13,7 +13,8 @@ use serde_json::json;
 on_both_stores!(
     direct_verification_and_session_calls,
     numeric_and_string_ids_are_different_users_given_back_with_their_type,
-    a_direct_verify_of_the_successor_spends_the_previous_refresh_token
+    a_direct_verify_of_the_successor_spends_the_previous_refresh_token,
+    the_session_object_replaces_its_jwt_payload_and_hands_over_the_reissued_token
 );
 
 /// Serves the origin's router on a real port.
@@ -220,4 +221,28 @@ async fn numeric_and_string_ids_are_different_users_given_back_with_their_type(s
         .call(Method::GET, "/v1/users/07/sessions?user_id_type=number", Some(API_KEY), None)
         .await;
     assert_eq!(listed.status, StatusCode::BAD_REQUEST, "one spelling per number");
+}
+
+async fn the_session_object_replaces_its_jwt_payload_and_hands_over_the_reissued_token(
+    store: Store,
+) {
+    let origin = Origin::start(&store).await;
+    let url = serve(&origin).await;
+    let latch = Latch::new(&url, API_KEY, Verification::Direct);
+    let issued = origin.create("sam").await;
+    let mut session =
+        latch.get_session(&browser_headers(&issued, None), &Method::GET, false).await.unwrap();
+    let headers = session.update_jwt_payload(Some(json!({"role": "admin"}))).await.unwrap();
+    assert_eq!(session.get_jwt_payload(), Some(&json!({"role": "admin"})));
+    let cookie = headers.0.iter().find(|h| h.name == "set-cookie").unwrap();
+    let token = cookie.value.strip_prefix("sAccessToken=").unwrap().split(';').next().unwrap();
+    assert_eq!(
+        origin.verify(token).await.body["session"]["jwt_payload"],
+        json!({"role": "admin"}),
+        "the cookie carries the re-issued token"
+    );
+    assert!(headers.0.iter().any(|h| h.name == "front-token"));
+    let refused = session.update_jwt_payload(Some(json!(["not", "an", "object"]))).await;
+    assert!(refused.is_err());
+    assert_eq!(session.get_jwt_payload(), Some(&json!({"role": "admin"})), "nothing changed");
 }

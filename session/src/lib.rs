@@ -27,15 +27,16 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Method};
 use latch_shared::access::{VerifiedAccessToken, Verifier, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, IssuedSession, RefreshRequest, RevokeResponse, SessionHandles,
-    SessionInfo, UsageReport, UserId,
+    paths, CreateSessionRequest, IssuedSession, JwtPayloadUpdate, RefreshRequest,
+    ReissuedAccessToken, RevokeResponse, SessionHandles, SessionInfo, UsageReport, UserId,
 };
 use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
-use latch_shared::identity::LOGOUT_HEADER;
+use latch_shared::identity::{jwt_payload_instruction, JWT_PAYLOAD_HEADER, LOGOUT_HEADER};
 use latch_shared::keys::{Jwks, KeySet};
 use latch_shared::protocol::{ResponseHeader, SessionCookies, ANTI_CSRF_HEADER};
 use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER, RID_HEADER};
+use latch_shared::secret::Secret;
 use latch_shared::settings::SharedSettings;
 pub use latch_shared::{ErrorKind, SessionError};
 use serde::de::DeserializeOwned;
@@ -303,6 +304,7 @@ impl Latch {
             user_id: claims.uid,
             handle: claims.sid,
             jwt_payload: claims.pld,
+            access_token: None,
         })
     }
 
@@ -338,6 +340,9 @@ impl Latch {
             );
         }
         let claims = verified?.claims;
+        let access_token = engine::credential(&request.facts())
+            .ok()
+            .map(|credential| Secret::new(credential.token().to_owned()));
         // Generation 0 (the login's) has no refresh token before it to spend.
         if let Some(generation) = claims.rgen.filter(|generation| *generation > 0) {
             self.report_first_use(&claims.sid, generation);
@@ -347,6 +352,7 @@ impl Latch {
             user_id: claims.user_id(),
             handle: claims.sid,
             jwt_payload: claims.pld,
+            access_token,
         })
     }
 
@@ -424,6 +430,7 @@ impl Latch {
                 user_id: issued.session.user_id,
                 handle: issued.session.handle,
                 jwt_payload: issued.session.jwt_payload,
+                access_token: Some(Secret::new(issued.tokens.access_token.value)),
             },
             headers: SessionHeaders(issued.response_headers),
         })
@@ -571,6 +578,9 @@ pub struct Session {
     user_id: UserId,
     handle: String,
     jwt_payload: Option<Value>,
+    /// The access token the request carried (direct mode only: behind the edge, the app never
+    /// sees it), for re-issuing it with a new payload.
+    access_token: Option<Secret>,
 }
 
 impl std::fmt::Debug for Session {
@@ -622,6 +632,40 @@ impl Session {
     /// One database write at the origin; overwrites the whole value.
     pub async fn update_session_info(&self, info: Option<Value>) -> Result<(), SessionError> {
         self.latch.update_session_info(&self.handle, info).await
+    }
+
+    /// Replaces this session's JWT payload (one database write) and returns the headers that
+    /// hand the client its access token re-issued with it: behind the edge, the instruction
+    /// the edge acts on (`x-latch-jwt-payload`); directly, the `sAccessToken` cookie and
+    /// `front-token`. Every refresh carries the new payload from then on. The seed era's
+    /// `updateJWTPayload`; for today's `mergeIntoAccessTokenPayload`, merge into
+    /// [`Session::get_jwt_payload`] first.
+    pub async fn update_jwt_payload(
+        &mut self,
+        jwt_payload: Option<Value>,
+    ) -> Result<SessionHeaders, SessionError> {
+        if jwt_payload.as_ref().is_some_and(|payload| !payload.is_object()) {
+            return Err(general("the JWT payload must be a JSON object"));
+        }
+        let headers = match &self.access_token {
+            None => {
+                let value = jwt_payload_instruction(jwt_payload.as_ref());
+                vec![ResponseHeader { name: JWT_PAYLOAD_HEADER.into(), value }]
+            }
+            Some(token) => {
+                let update = JwtPayloadUpdate {
+                    access_token: token.expose().clone(),
+                    jwt_payload: jwt_payload.clone(),
+                };
+                let path = paths::session_jwt_payload(&self.handle);
+                let reissued: ReissuedAccessToken =
+                    self.latch.call(reqwest::Method::PUT, &path, Some(&update)).await?;
+                self.access_token = Some(Secret::new(reissued.access_token.value));
+                reissued.response_headers
+            }
+        };
+        self.jwt_payload = jwt_payload;
+        Ok(SessionHeaders(headers))
     }
 
     /// Revokes this session (one database write; the origin blacklists it at the edge) and

@@ -228,3 +228,21 @@ fn debug_output_redacts_the_api_key() {
     let latch = Latch::new("http://origin", "super-secret-key", Verification::Direct);
     assert!(!format!("{latch:?}").contains("super-secret-key"));
 }
+
+#[tokio::test]
+async fn behind_the_edge_a_new_jwt_payload_is_an_instruction_to_the_edge() {
+    let signer = signer(1);
+    let latch = behind_edge(publisher().await);
+    let headers = assertion(&signer, UserId::text("zoë").unwrap(), CsrfOutcome::Passed);
+    let mut session = latch.get_session(&headers, &Method::GET, false).await.unwrap();
+    let payload = serde_json::json!({"role": ["admin"], "name": "Zoë"});
+    let set = session.update_jwt_payload(Some(payload.clone())).await.unwrap();
+    let [instruction] = set.0.as_slice() else { panic!("{set:?}") };
+    assert_eq!(instruction.name, latch_shared::identity::JWT_PAYLOAD_HEADER);
+    assert!(instruction.value.is_ascii());
+    assert_eq!(
+        latch_shared::identity::parse_jwt_payload_instruction(&instruction.value),
+        Ok(Some(payload.clone()))
+    );
+    assert_eq!(session.get_jwt_payload(), Some(&payload));
+}

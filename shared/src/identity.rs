@@ -34,6 +34,10 @@ pub const SESSION_HANDLE_HEADER: &str = "x-latch-session-handle";
 pub const LOGIN_HEADER: &str = "x-latch-login";
 /// App response header: revoke the request's session.
 pub const LOGOUT_HEADER: &str = "x-latch-logout";
+/// The app's answer: replace the request's session's JWT payload with this JSON object (or
+/// `null`), ASCII JSON or unpadded base64url of it. The edge answers the same request with the
+/// re-issued access token (and `front-token`).
+pub const JWT_PAYLOAD_HEADER: &str = "x-latch-jwt-payload";
 
 /// The client's address, from `CF-Connecting-IP` (absent if the runtime gave none).
 pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
@@ -109,10 +113,52 @@ pub fn parse_login_instruction(value: &str) -> Result<CreateSessionRequest, Stri
     serde_json::from_slice(&json).map_err(|err| format!("{LOGIN_HEADER} is not valid: {err}"))
 }
 
+/// Writes a JWT payload instruction, base64url so that any payload is an ASCII header value.
+pub fn jwt_payload_instruction(payload: Option<&serde_json::Value>) -> String {
+    let text = payload.map_or_else(|| "null".to_owned(), serde_json::Value::to_string);
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+/// Reads a JWT payload instruction: a JSON object or `null`, as JSON or base64url JSON.
+pub fn parse_jwt_payload_instruction(value: &str) -> Result<Option<serde_json::Value>, String> {
+    let value = value.trim();
+    let json = if value.starts_with('{') || value == "null" {
+        value.as_bytes().to_vec()
+    } else {
+        URL_SAFE_NO_PAD
+            .decode(value)
+            .map_err(|_| format!("{JWT_PAYLOAD_HEADER} is neither JSON nor base64url JSON"))?
+    };
+    match serde_json::from_slice(&json) {
+        Ok(serde_json::Value::Null) => Ok(None),
+        Ok(object @ serde_json::Value::Object(_)) => Ok(Some(object)),
+        Ok(_) => Err(format!("{JWT_PAYLOAD_HEADER} must be a JSON object or null")),
+        Err(err) => Err(format!("{JWT_PAYLOAD_HEADER} is not valid: {err}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::UserId;
+
+    #[test]
+    fn a_jwt_payload_instruction_is_an_object_or_null_as_json_or_base64url() {
+        let object = serde_json::json!({"role": ["admin"], "name": "Zoë"});
+        assert_eq!(
+            parse_jwt_payload_instruction(r#" {"role":["admin"],"name":"Zo\u00eb"} "#),
+            Ok(Some(object.clone()))
+        );
+        let encoded = URL_SAFE_NO_PAD.encode(object.to_string());
+        assert_eq!(parse_jwt_payload_instruction(&encoded), Ok(Some(object.clone())));
+        let written = jwt_payload_instruction(Some(&object));
+        assert_eq!(parse_jwt_payload_instruction(&written), Ok(Some(object)));
+        assert_eq!(parse_jwt_payload_instruction(&jwt_payload_instruction(None)), Ok(None));
+        assert_eq!(parse_jwt_payload_instruction("null"), Ok(None));
+        for bad in ["[1]", "\"admin\"", "7", "{not json", "!!"] {
+            assert!(parse_jwt_payload_instruction(bad).is_err(), "{bad}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

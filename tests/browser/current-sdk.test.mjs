@@ -67,6 +67,8 @@ function startApp(bundles) {
         const role = url.searchParams.get("role") ?? "member";
         headers["x-latch-login"] = asciiJson({ user_id: "Zoë 🚀", jwt_payload: { role: [role] } });
       }
+      // The app promotes the caller: a new JWT payload for the request's session.
+      if (url.pathname === "/api/promote") headers["x-latch-jwt-payload"] = '{"role":["member","admin"]}';
       res.writeHead(200, headers);
       res.end(JSON.stringify({
         path: url.pathname,
@@ -287,3 +289,18 @@ test("supertokens-website 4.2.0 on the same deployment keeps its protocol: sign 
   assert.equal(await page.evaluate(() => st.doesSessionExist()), false);
   await context.close();
 });
+
+for (const mode of ["cookie", "header"]) {
+  test(`in ${mode} mode the app's new JWT payload reaches the SDK on the same answer, and the claim rule admits the promoted user`, async () => {
+    const { context, page } = await openApp(mode);
+    await call(page, "/login", { method: "POST" });
+    assert.equal((await call(page, "/api/admin/users")).status, 403);
+    const promoted = await call(page, "/api/promote", { method: "POST" });
+    assert.equal(promoted.status, 200, JSON.stringify(promoted.json));
+    assert.deepEqual(await page.evaluate(() => st.getAccessTokenPayloadSecurely()), { role: ["member", "admin"] });
+    assert.ok((await page.evaluate(() => window.events)).includes("ACCESS_TOKEN_PAYLOAD_UPDATED"));
+    const admitted = await call(page, "/api/admin/users");
+    assert.equal(admitted.status, 200, "the next request carries the re-issued token");
+    await context.close();
+  });
+}
