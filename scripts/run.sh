@@ -156,7 +156,7 @@ else
   pids+=($!)
   wait_for "${pids[-1]}" "http://127.0.0.1:$DEMO_PORT/" "the demo app"
   export UPSTREAM_URL="http://127.0.0.1:$DEMO_PORT" DEFAULT_ROUTE=protected LOGIN_URL=/ \
-    PUBLIC_PATHS="/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login"
+    PUBLIC_PATHS="/, /index.html, /app.html, /app.js, /current.html, /style.css, /favicon.ico, /vendor/*, /login"
 fi
 for assignment in ${EDGE_VARS[@]+"${EDGE_VARS[@]}"}; do export "${assignment?}"; done
 

@@ -3,8 +3,10 @@
 //! - `POST /login` (public at the edge): any name logs in; the app tells the edge with the
 //!   `x-latch-login` response header, and the edge creates the session and sets the cookies.
 //! - `/api/*` (protected): the user's id, JWT payload and session info, an editor for the info,
-//!   the user's sessions with "revoke", and logout through `Session::revoke_session`.
-//! - Pages and the frontend SDK (`supertokens-website` 4.2.0) are static files.
+//!   the user's sessions with "revoke", logout through `Session::revoke_session`, and
+//!   `POST /api/promote`, a new JWT payload through `Session::update_jwt_payload`.
+//! - Pages and the frontend SDKs are static files: `supertokens-website` 4.2.0 on `/` and
+//!   `/app.html`, today's 20.1.6 on `/current.html`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,6 +96,16 @@ async fn me(session: Session) -> Result<Json<Value>, SessionRejection> {
         "jwt_payload": session.get_jwt_payload(),
         "session_info": session_info,
     })))
+}
+
+/// Today's `mergeIntoAccessTokenPayload`: the payload with `role: admin`. Behind the edge, the
+/// Session object answers with the edge's instruction, and the edge hands the browser the
+/// access token re-issued with it on this same answer.
+async fn promote(mut session: Session) -> Result<Response, SessionRejection> {
+    let mut payload = session.get_jwt_payload().cloned().unwrap_or_else(|| json!({}));
+    payload["role"] = json!("admin");
+    let headers = session.update_jwt_payload(Some(payload.clone())).await?;
+    Ok((headers, Json(json!({"jwt_payload": payload}))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -205,6 +217,7 @@ async fn main() {
         .route("/login", post(login))
         .route("/api/me", get(me))
         .route("/api/info", put(update_info))
+        .route("/api/promote", post(promote))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{handle}", delete(revoke_other))
         .route("/logout", post(logout))

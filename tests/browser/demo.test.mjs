@@ -47,7 +47,7 @@ before(async () => {
     EDGE_SECRET,
     ASSERTION_KEYS,
     DEFAULT_ROUTE: "protected",
-    PUBLIC_PATHS: "/, /index.html, /app.html, /app.js, /style.css, /favicon.ico, /vendor/*, /login",
+    PUBLIC_PATHS: "/, /index.html, /app.html, /app.js, /current.html, /style.css, /favicon.ico, /vendor/*, /login",
     LOGIN_URL: "/",
     BLACKLIST_CACHE_SECS: "1",
   }, { port: edgePort });
@@ -237,5 +237,35 @@ test("replaying an old refresh token ends the session in every tab", async () =>
     await tab.waitForFunction(() => document.body.dataset.signedOut === "true");
     await shot(tab, `08-theft-tab${i + 1}-signed-out`);
   }
+  await context.close();
+});
+
+test("the demo's page on today's SDK (supertokens-website 20.1.6): sign in as Zoë, promote to admin, sign out", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${edge.url}/current.html`);
+  await page.waitForFunction(() => document.body.dataset.loaded);
+  await page.fill("#name", "Zoë 🚀");
+  const loaded = await page.evaluate(() => document.body.dataset.loaded);
+  await page.click("button[type=submit]");
+  await page.waitForFunction((before) => document.body.dataset.loaded !== before, loaded);
+  assert.equal(await page.textContent("#user-id"), "Zoë 🚀");
+  assert.deepEqual(JSON.parse(await page.textContent("#payload")), { name: "Zoë 🚀", role: "member" });
+  assert.equal(JSON.parse(await page.textContent("#me")).user_id, "Zoë 🚀");
+  await shot(page, "current-sdk-signed-in");
+
+  const beforePromote = await page.evaluate(() => document.body.dataset.loaded);
+  await page.click("#promote");
+  await page.waitForFunction((before) => document.body.dataset.loaded !== before, beforePromote);
+  assert.equal(JSON.parse(await page.textContent("#payload")).role, "admin", "the SDK has the new payload");
+  assert.equal(JSON.parse(await page.textContent("#me")).jwt_payload.role, "admin", "and so does the app");
+  await shot(page, "current-sdk-promoted");
+
+  const beforeSignOut = await page.evaluate(() => document.body.dataset.loaded);
+  await page.click("#signout");
+  await page.waitForFunction((before) => document.body.dataset.loaded !== before, beforeSignOut);
+  assert.equal(await page.isVisible("#login"), true);
+  assert.equal(await page.textContent("#status"), "Signed out.");
+  assert.equal((await page.evaluate(async () => (await fetch("/api/me")).status)), 401);
   await context.close();
 });
