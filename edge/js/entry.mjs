@@ -147,6 +147,7 @@ function forward(request, step, ctx) {
   // The machine always sets the forwarding headers: every forward copies the headers once.
   const headers = new Headers(request.headers);
   for (const name of [...headers.keys()]) if (strippedHeader(name)) headers.delete(name);
+  for (const name of step.delete ?? []) headers.delete(name);
   for (const [name, value] of step.set ?? []) headers.set(name, value);
   if (step.cookie === "") headers.delete("cookie");
   else if (step.cookie !== undefined) headers.set("cookie", step.cookie);
@@ -226,16 +227,34 @@ async function loadSettings({ url, fresh }) {
 // `waitUntil`, does not keep the connection usable.
 const DRAIN_LIMIT = 100 * 1024 * 1024;
 
+// The longest an answer waits on a client still sending the body it will not read.
+const DRAIN_WAIT_MS = 10_000;
+
 function drain(request) {
-  if (request.body === null || request.bodyUsed) return;
+  // A body handed to the app's fetch is locked (and read by the runtime): nothing to drain.
+  if (request.body === null || request.bodyUsed || request.body.locked) return;
   if (Number(request.headers.get("content-length")) > DRAIN_LIMIT) {
     request.body.cancel().catch(() => {});
     return;
   }
-  return discard(request.body.getReader(), 0);
+  let reader;
+  try {
+    reader = request.body.getReader();
+  } catch {
+    return;
+  }
+  return discard(reader, 0);
 }
 
-async function discard(reader, size) {
+// Reads and drops the rest of a body (`size` bytes of it read already), for at most
+// DRAIN_WAIT_MS and DRAIN_LIMIT bytes.
+function discard(reader, size) {
+  let timer;
+  const timeout = new Promise((resolve) => (timer = setTimeout(resolve, DRAIN_WAIT_MS)));
+  return Promise.race([readToEnd(reader, size), timeout]).finally(() => clearTimeout(timer));
+}
+
+async function readToEnd(reader, size) {
   try {
     while (size <= DRAIN_LIMIT) {
       const { done, value } = await reader.read();

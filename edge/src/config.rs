@@ -229,14 +229,28 @@ impl EdgeConfig {
         let claim_rules = claims::parse_rules(&claims)
             .map_err(|err| errors.push(format!("CLAIM_RULES: {err}")))
             .unwrap_or_default();
+        // A claim rule holds only where a session is required: on a public or optional route,
+        // a request without one would reach the app unchecked, and so would a public or
+        // optional rule more specific than the claimed prefix.
         for rule in &claim_rules {
-            let path = rule.path.trim_end_matches("/*");
-            if routes.access(if path.is_empty() { "/" } else { path }) == Access::Public {
+            let prefix = rule.path.strip_suffix("/*");
+            let path = prefix.unwrap_or(&rule.path);
+            if routes.access(if path.is_empty() { "/" } else { path }) != Access::Protected {
                 errors.push(format!(
-                    "CLAIM_RULES: {:?} is a public route, where no session is checked: list it in \
-                     PROTECTED_PATHS (or OPTIONAL_PATHS)",
+                    "CLAIM_RULES: {:?} is not a protected route, so a request without a session \
+                     would pass unchecked: list it in PROTECTED_PATHS",
                     rule.path
                 ));
+            }
+            let Some(prefix) = prefix else { continue };
+            for inner in routes.rules.iter().filter(|route| route.value != Access::Protected) {
+                let below = inner.path.trim_end_matches("/*").strip_prefix(prefix);
+                if below.is_some_and(|below| below.starts_with('/')) {
+                    errors.push(format!(
+                        "CLAIM_RULES: {:?} is claimed, but {:?} inside it is not protected",
+                        rule.path, inner.path
+                    ));
+                }
             }
         }
 
@@ -372,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn claim_rules_are_parsed_and_one_on_a_public_route_is_refused() {
+    fn claim_rules_hold_only_where_a_session_is_required() {
         let config = EdgeConfig::from_lookup(lookup(&[
             ("PUBLIC_PATHS", "/, /login"),
             ("CLAIM_RULES", "/admin/*: role includes admin"),
@@ -380,11 +394,15 @@ mod tests {
         .unwrap();
         assert!(latch_shared::engine::most_specific(&config.claim_rules, "/admin/x").is_some());
         for (rules, names) in [
-            ("/login: role = admin", "public route"),
+            ("/login: role = admin", "not a protected route"),
+            ("/feed: role = admin", "not a protected route"),
+            ("/: role = admin", "not a protected route"),
+            ("/admin/*: role = admin", "inside it is not protected"),
             ("/admin/* role includes admin", "PATH: REQUIREMENT"),
         ] {
             let err = EdgeConfig::from_lookup(lookup(&[
-                ("PUBLIC_PATHS", "/, /login"),
+                ("PUBLIC_PATHS", "/, /login, /admin/help/*"),
+                ("OPTIONAL_PATHS", "/feed"),
                 ("CLAIM_RULES", rules),
             ]))
             .unwrap_err()

@@ -9,8 +9,10 @@
 //! `LATCH_REFRESH_PATH`), so the refresh token's cookie path serves both generations.
 
 use latch_shared::api::{paths, BlacklistRequest, IssuedSession, RevokeResponse, MAX_BODY_BYTES};
+use latch_shared::engine;
 use latch_shared::error::codes;
 use latch_shared::protocol::{ResponseHeader, SessionCookies};
+use latch_shared::refresh::RefreshToken;
 use latch_shared::sdk::{self, TokenTransfer};
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
@@ -68,8 +70,10 @@ impl Endpoint {
         let refresh_path = settings.cookies.refresh_path.as_str();
         if request.path != refresh_path {
             let api_base = refresh_path.strip_suffix(sdk::REFRESH_SUFFIX)?;
+            // Only for a current SDK's request: an app's own `/signout` stays the app's.
             let signout = request.path.strip_prefix(api_base) == Some(sdk::SIGNOUT_SUFFIX);
-            return (signout && request.method == "POST").then_some(Endpoint::Signout);
+            let current = request.dialect.is_current();
+            return (signout && current && request.method == "POST").then_some(Endpoint::Signout);
         }
         match request.method.as_str() {
             "POST" => Some(Endpoint::Refresh),
@@ -185,13 +189,12 @@ async fn rotate(
     cx: &mut Exchange,
     settings: &SharedSettings,
 ) -> Result<Vec<ResponseHeader>, EdgeError> {
-    let dialect = cx.request.dialect;
     // A current SDK in header mode sends its refresh token as `Authorization: Bearer`; as
-    // supertokens-node does, that token is preferred to a cookie.
-    let bearer = dialect
-        .is_current()
-        .then(|| sdk::bearer(cx.request.authorization.as_deref()))
-        .flatten()
+    // supertokens-node does, that token is preferred to a cookie (when it is one: an app's own
+    // `Authorization` does not hide the cookie). The new tokens go back the way the refresh
+    // token came: a script asking for header mode never reads tokens out of HttpOnly cookies.
+    let bearer = engine::bearer_token(cx.request.authorization.as_deref())
+        .filter(|token| cx.request.dialect.is_current() && RefreshToken::parse(token).is_ok())
         .map(str::to_owned);
     let (refresh_token, transfer) = match bearer {
         Some(token) => (token, TokenTransfer::Header),
@@ -202,7 +205,7 @@ async fn rotate(
             let token = cookies
                 .refresh_token
                 .ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
-            (token, dialect.transfer())
+            (token, TokenTransfer::Cookie)
         }
     };
     let call = origin::refresh(&cx.config, refresh_token);

@@ -207,8 +207,18 @@ async fn forward(
         let traceparent = cx.trace().0.to_string();
         call.for_client(None, Some(traceparent))
     });
+    // A session admitted by `Authorization: Bearer` (header mode, API clients) was admitted by
+    // that header's token (the engine's rule 1): like the session cookies, the app does not
+    // get it unless the deployment opts in.
+    let bearer = engine::bearer_token(cx.request.authorization.as_deref()).is_some();
+    let delete = if session.is_some() && bearer && !cx.config.forward_session_cookies {
+        vec!["authorization".to_owned()]
+    } else {
+        Vec::new()
+    };
     let step = Forward {
         url: format!("{}{}", cx.config.upstream_url, cx.request.target()),
+        delete,
         set,
         cookie,
         response: (!cors.is_empty()).then(|| Amend::default().with_cors(cors.clone())),

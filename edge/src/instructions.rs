@@ -128,10 +128,13 @@ async fn update_jwt_payload(
         Some(handle) => handle,
         None => cx.authenticate().await?.verified.claims.sid,
     };
-    let token = engine::credential(&cx.facts())?.token().to_owned();
-    let call = origin::update_jwt_payload(&cx.config, &handle, token, payload);
+    // The re-issued token goes back the way the request's token came (never out of an
+    // HttpOnly cookie into a header a script can read).
+    let credential = engine::credential(&cx.facts())?;
+    let transfer = credential.transfer();
+    let call =
+        origin::update_jwt_payload(&cx.config, &handle, credential.token().to_owned(), payload);
     let reissued: ReissuedAccessToken = cx.call_origin_json(call).await?;
-    let transfer = cx.request.dialect.transfer();
     Ok(settings.cookies.access_token_headers(&reissued.session, &reissued.access_token, transfer))
 }
 

@@ -11,7 +11,7 @@ use latch_shared::api::CLIENT_ADDRESS_HEADER;
 use latch_shared::engine;
 use latch_shared::identity::{FORWARDED_FOR_HEADER, FORWARDED_HOST_HEADER, FORWARDED_PROTO_HEADER};
 use latch_shared::protocol::ANTI_CSRF_HEADER;
-use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER, RID_HEADER};
+use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER};
 use latch_shared::trace::TRACEPARENT_HEADER;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use crate::respond::Reply;
 
 /// The request headers the machine reads, in the order the entry passes their values in
 /// [`Facts::headers`].
-pub const FACT_HEADERS: [&str; 14] = [
+pub const FACT_HEADERS: [&str; 13] = [
     "cookie",
     "authorization",
     ANTI_CSRF_HEADER,
@@ -33,7 +33,6 @@ pub const FACT_HEADERS: [&str; 14] = [
     "cf-connecting-ip",
     "content-length",
     AUTH_MODE_HEADER,
-    RID_HEADER,
 ];
 
 /// A request as the entry hands it over: its method, its URL and the values of
@@ -95,10 +94,7 @@ impl Request {
             traceparent: next(),
             client_address: next(),
             content_length: next().and_then(|value| value.trim().parse().ok()),
-            dialect: {
-                let (auth_mode, rid) = (next(), next());
-                Dialect::of_request(auth_mode.as_deref(), rid.as_deref())
-            },
+            dialect: Dialect::of_request(next().as_deref()),
         }
     }
 
@@ -232,6 +228,9 @@ impl OriginCall {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Forward {
     pub url: String,
+    /// Request headers removed (the `Authorization` that carried the session's token).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delete: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<Header>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,13 +11,13 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    // Fields separated by NUL: method, cookie, authorization, anti-csrf, st-auth-mode, rid.
+    // Fields separated by NUL: method, cookie, authorization, anti-csrf, st-auth-mode.
     let mut fields = text.split('\0');
     let method = fields.next().unwrap_or_default();
     let cookie = fields.next();
     let authorization = fields.next();
     let anti_csrf = fields.next();
-    let dialect = Dialect::of_request(fields.next(), fields.next());
+    let dialect = Dialect::of_request(fields.next());
     let same_origin = data.first().is_some_and(|b| b & 1 == 1);
     let facts =
         RequestFacts { method, path: "/", cookie, authorization, anti_csrf, same_origin, dialect };

@@ -35,7 +35,7 @@ use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
 use latch_shared::identity::{jwt_payload_instruction, JWT_PAYLOAD_HEADER, LOGOUT_HEADER};
 use latch_shared::keys::{Jwks, KeySet};
 use latch_shared::protocol::{ResponseHeader, SessionCookies, ANTI_CSRF_HEADER};
-use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER, RID_HEADER};
+use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER};
 use latch_shared::secret::Secret;
 use latch_shared::settings::SharedSettings;
 pub use latch_shared::{ErrorKind, SessionError};
@@ -342,7 +342,7 @@ impl Latch {
         let claims = verified?.claims;
         let access_token = engine::credential(&request.facts())
             .ok()
-            .map(|credential| Secret::new(credential.token().to_owned()));
+            .map(|credential| (Secret::new(credential.token().to_owned()), credential.transfer()));
         // Generation 0 (the login's) has no refresh token before it to spend.
         if let Some(generation) = claims.rgen.filter(|generation| *generation > 0) {
             self.report_first_use(&claims.sid, generation);
@@ -430,7 +430,10 @@ impl Latch {
                 user_id: issued.session.user_id,
                 handle: issued.session.handle,
                 jwt_payload: issued.session.jwt_payload,
-                access_token: Some(Secret::new(issued.tokens.access_token.value)),
+                access_token: Some((
+                    Secret::new(issued.tokens.access_token.value),
+                    TokenTransfer::Cookie,
+                )),
             },
             headers: SessionHeaders(issued.response_headers),
         })
@@ -540,7 +543,7 @@ impl RequestHeaders {
                 .join("; "),
             authorization: text(http::header::AUTHORIZATION.as_str()).map(str::to_owned),
             anti_csrf: text(ANTI_CSRF_HEADER).map(str::to_owned),
-            dialect: Dialect::of_request(text(AUTH_MODE_HEADER), text(RID_HEADER)),
+            dialect: Dialect::of_request(text(AUTH_MODE_HEADER)),
         }
     }
 
@@ -578,9 +581,9 @@ pub struct Session {
     user_id: UserId,
     handle: String,
     jwt_payload: Option<Value>,
-    /// The access token the request carried (direct mode only: behind the edge, the app never
-    /// sees it), for re-issuing it with a new payload.
-    access_token: Option<Secret>,
+    /// The access token the request carried and how it came (direct mode only: behind the
+    /// edge, the app never sees it), for re-issuing it with a new payload the same way.
+    access_token: Option<(Secret, TokenTransfer)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -652,7 +655,8 @@ impl Session {
                 let value = jwt_payload_instruction(jwt_payload.as_ref());
                 vec![ResponseHeader { name: JWT_PAYLOAD_HEADER.into(), value }]
             }
-            Some(token) => {
+            Some((token, transfer)) => {
+                let transfer = *transfer;
                 let update = JwtPayloadUpdate {
                     access_token: token.expose().clone(),
                     jwt_payload: jwt_payload.clone(),
@@ -660,8 +664,14 @@ impl Session {
                 let path = paths::session_jwt_payload(&self.handle);
                 let reissued: ReissuedAccessToken =
                     self.latch.call(reqwest::Method::PUT, &path, Some(&update)).await?;
-                self.access_token = Some(Secret::new(reissued.access_token.value));
-                reissued.response_headers
+                let cookies = &self.latch.origin_settings(false).await?.settings.cookies;
+                let headers = cookies.access_token_headers(
+                    &reissued.session,
+                    &reissued.access_token,
+                    transfer,
+                );
+                self.access_token = Some((Secret::new(reissued.access_token.value), transfer));
+                headers
             }
         };
         self.jwt_payload = jwt_payload;

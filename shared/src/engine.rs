@@ -26,7 +26,7 @@ use crate::access::{SessionClaims, VerifiedAccessToken, VerifyError, DEFAULT_LEE
 use crate::assertion::CsrfOutcome;
 use crate::csrf::{anti_csrf_matches, method_needs_anti_csrf};
 use crate::protocol::SessionCookies;
-use crate::sdk::Dialect;
+use crate::sdk::{Dialect, TokenTransfer};
 use crate::SessionError;
 
 /// The parts of a request the engine reads, as plain data: what crosses into the edge's WASM.
@@ -78,12 +78,27 @@ impl Credential {
             Credential::Cookie(token) | Credential::Bearer(token) => token,
         }
     }
+
+    /// How tokens re-issued for this credential travel back: the way it came. A client never
+    /// picks another (a script asking for header mode must not read tokens out of HttpOnly
+    /// cookies).
+    pub fn transfer(&self) -> TokenTransfer {
+        match self {
+            Credential::Cookie(_) => TokenTransfer::Cookie,
+            Credential::Bearer(_) => TokenTransfer::Header,
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`; an empty one is none.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization?.strip_prefix("Bearer ").map(str::trim).filter(|token| !token.is_empty())
 }
 
 /// Rules 1 and 2: the access token the request presents.
 pub fn credential(facts: &RequestFacts<'_>) -> Result<Credential, SessionError> {
-    if let Some(token) = facts.authorization.and_then(|value| value.strip_prefix("Bearer ")) {
-        return Ok(Credential::Bearer(token.trim().to_owned()));
+    if let Some(token) = bearer_token(facts.authorization) {
+        return Ok(Credential::Bearer(token.to_owned()));
     }
     let cookies = SessionCookies::from_cookie_header(facts.cookie.unwrap_or_default())
         .map_err(|err| SessionError::unauthorised(err.to_string()))?;

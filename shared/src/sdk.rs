@@ -20,9 +20,6 @@ use crate::error::{ErrorKind, SessionError};
 
 /// `st-auth-mode`: sent by the current SDKs on every request, `cookie` or `header`.
 pub const AUTH_MODE_HEADER: &str = "st-auth-mode";
-/// `rid`: sent by the current SDKs on every request (`anti-csrf` on the app's calls, `session`
-/// on refresh and sign-out).
-pub const RID_HEADER: &str = "rid";
 /// The session's summary for the current SDKs: standard base64 of UTF-8 JSON
 /// `{"uid", "ate", "up"}`, or [`FRONT_TOKEN_REMOVE`].
 pub const FRONT_TOKEN_HEADER: &str = "front-token";
@@ -56,21 +53,22 @@ pub enum Dialect {
     /// `supertokens-website` 4.x, a page load, or a client without an SDK: the seed's protocol.
     #[default]
     Website4,
-    /// A current SDK, with the transfer it asked for.
+    /// A current SDK, with the transfer it asked for (which a new session gets; a refresh or a
+    /// re-issued token keeps the transfer its token came in, whatever the request asks).
     Current(TokenTransfer),
 }
 
 impl Dialect {
-    /// From the request's `st-auth-mode` and `rid` headers: a current SDK sends both on every
-    /// request; 4.x sends neither. `st-auth-mode: header` asks for header mode; anything else
-    /// is cookie mode.
-    pub fn of_request(auth_mode: Option<&str>, rid: Option<&str>) -> Dialect {
-        match (auth_mode, rid) {
-            (Some(mode), _) if mode.trim().eq_ignore_ascii_case("header") => {
+    /// From the request's `st-auth-mode` header, which a current SDK sends on every request
+    /// it makes and 4.x never does (`rid` is no sign: it is a common name for a request id).
+    /// `header` asks for header mode; anything else is cookie mode.
+    pub fn of_request(auth_mode: Option<&str>) -> Dialect {
+        match auth_mode {
+            Some(mode) if mode.trim().eq_ignore_ascii_case("header") => {
                 Dialect::Current(TokenTransfer::Header)
             }
-            (Some(_), _) | (None, Some(_)) => Dialect::Current(TokenTransfer::Cookie),
-            (None, None) => Dialect::Website4,
+            Some(_) => Dialect::Current(TokenTransfer::Cookie),
+            None => Dialect::Website4,
         }
     }
 
@@ -140,11 +138,6 @@ pub fn front_token(session: &SessionView, access_token_expires_at: i64) -> Strin
     base64::engine::general_purpose::STANDARD.encode(json)
 }
 
-/// The refresh token a current SDK sent in header mode: `Authorization: Bearer <token>`.
-pub fn bearer(authorization: Option<&str>) -> Option<&str> {
-    authorization?.strip_prefix("Bearer ").map(str::trim).filter(|token| !token.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,24 +192,11 @@ mod tests {
     }
 
     #[test]
-    fn the_current_sdk_is_known_by_its_headers_and_asks_for_its_transfer() {
-        assert_eq!(Dialect::of_request(None, None), Dialect::Website4);
-        assert_eq!(
-            Dialect::of_request(Some("cookie"), Some("anti-csrf")),
-            Dialect::Current(TokenTransfer::Cookie)
-        );
-        assert_eq!(
-            Dialect::of_request(Some("Header"), None),
-            Dialect::Current(TokenTransfer::Header)
-        );
-        assert_eq!(
-            Dialect::of_request(None, Some("session")),
-            Dialect::Current(TokenTransfer::Cookie)
-        );
-        assert_eq!(
-            Dialect::of_request(Some("anything"), None),
-            Dialect::Current(TokenTransfer::Cookie)
-        );
+    fn the_current_sdk_is_known_by_its_auth_mode_header_and_asks_for_its_transfer() {
+        assert_eq!(Dialect::of_request(None), Dialect::Website4);
+        assert_eq!(Dialect::of_request(Some("cookie")), Dialect::Current(TokenTransfer::Cookie));
+        assert_eq!(Dialect::of_request(Some("Header")), Dialect::Current(TokenTransfer::Header));
+        assert_eq!(Dialect::of_request(Some("other")), Dialect::Current(TokenTransfer::Cookie));
     }
 
     #[test]
@@ -233,14 +213,6 @@ mod tests {
             serde_json::from_str(&current.error_body(&SessionError::unauthorised("gone"))).unwrap();
         assert_eq!(body["message"], "unauthorised");
         assert_eq!(Dialect::Website4.error_body(&expired), expired.to_json());
-    }
-
-    #[test]
-    fn a_bearer_refresh_token_is_read_and_an_empty_one_is_none() {
-        assert_eq!(bearer(Some("Bearer h.s")), Some("h.s"));
-        assert_eq!(bearer(Some("Bearer  ")), None);
-        assert_eq!(bearer(Some("Basic x")), None);
-        assert_eq!(bearer(None), None);
     }
 
     proptest! {

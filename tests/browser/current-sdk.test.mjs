@@ -76,6 +76,7 @@ function startApp(bundles) {
         user: req.headers["x-latch-user-id"] ? decodeURIComponent(req.headers["x-latch-user-id"]) : null,
         authenticated: Boolean(req.headers["x-latch-assertion"]),
         cookie: req.headers.cookie ?? null,
+        authorization: req.headers.authorization ?? null,
         body,
       }));
     });
@@ -181,7 +182,10 @@ for (const [sdk, mode] of [["website", "cookie"], ["website", "header"], ["webjs
     assert.equal(me.json.user, "Zoë 🚀");
     const note = await call(page, "/api/notes", { method: "POST", body: "hello" });
     assert.equal(note.status, 200, `a state-changing call passes anti-CSRF: ${JSON.stringify(note.json)}`);
-    if (mode === "header") assert.match(seen.authorization.at(-1) ?? "", /^Bearer /);
+    if (mode === "header") {
+      assert.match(seen.authorization.at(-1) ?? "", /^Bearer /);
+      assert.equal(me.json.authorization, null, "the app never sees the access token");
+    }
     // Cookie mode: the SDK echoes the anti-csrf token it was handed with the front token.
     if (mode === "cookie") assert.ok(seen.antiCsrf.at(-1), "the SDK sent anti-csrf");
 
@@ -304,3 +308,38 @@ for (const mode of ["cookie", "header"]) {
     await context.close();
   });
 }
+
+test("a script cannot turn a cookie session's refresh or new payload into readable tokens by asking for header mode", async () => {
+  const { context, page } = await openApp("cookie");
+  await call(page, "/login", { method: "POST" });
+  const cookies = await context.cookies();
+  const cookie = (path) => cookies
+    .filter((c) => path.startsWith(c.path))
+    .map((c) => `${c.name}=${c.value}`).join("; ");
+  const asHeaderMode = { "st-auth-mode": "header", rid: "session" };
+  const refreshed = await fetch(`${edge.url}${API_BASE}/session/refresh`, {
+    method: "POST", headers: { ...asHeaderMode, cookie: cookie(`${API_BASE}/session/refresh`) },
+  });
+  assert.equal(refreshed.status, 200);
+  assert.equal(refreshed.headers.get("st-refresh-token"), null);
+  assert.equal(refreshed.headers.get("st-access-token"), null);
+  assert.match(refreshed.headers.get("set-cookie") ?? "", /sRefreshToken=/, "the tokens stay in HttpOnly cookies");
+  const fresh = refreshed.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const promoted = await fetch(`${edge.url}/api/promote`, {
+    method: "POST", headers: { ...asHeaderMode, cookie: fresh, "sec-fetch-site": "same-origin" },
+  });
+  assert.equal(promoted.status, 200);
+  assert.equal(promoted.headers.get("st-access-token"), null);
+  assert.match(promoted.headers.get("set-cookie") ?? "", /sAccessToken=/);
+  await context.close();
+});
+
+test("the signout path beside the refresh path is the edge's only for the current SDKs: an app's own stays the app's", async () => {
+  const { context, page } = await openApp("cookie", { sdk: "website4" });
+  await call(page, "/login", { method: "POST" });
+  const own = await call(page, `${API_BASE}/signout`, { method: "POST" });
+  assert.equal(own.status, 200);
+  assert.equal(own.json.path, `${API_BASE}/signout`, "the app answered its own route");
+  assert.equal((await call(page, "/api/me")).status, 200, "and the session lives on");
+  await context.close();
+});
