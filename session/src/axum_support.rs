@@ -5,6 +5,7 @@ use axum_core::response::{IntoResponse, IntoResponseParts, Response, ResponsePar
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode};
 use latch_shared::protocol::ResponseHeader;
+use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER};
 
 use crate::{ClearSession, Latch, Session, SessionError, SessionHeaders, Verification};
 
@@ -23,7 +24,10 @@ where
         let csrf = latch_shared::csrf::method_needs_anti_csrf(parts.method.as_str());
         match latch.get_session(&parts.headers, &parts.method, csrf).await {
             Ok(session) => Ok(session),
-            Err(error) => Err(latch.reject(error).await),
+            Err(error) => {
+                let auth_mode = parts.headers.get(AUTH_MODE_HEADER).and_then(|v| v.to_str().ok());
+                Err(latch.reject_in(error, Dialect::of_request(auth_mode)).await)
+            }
         }
     }
 }
@@ -33,6 +37,12 @@ impl Latch {
     /// status (440 unless set otherwise at the origin), the JSON body, and, without an edge,
     /// the cookies cleared where the seed clears them (UNAUTHORISED, TOKEN_THEFT_DETECTED).
     pub async fn reject(&self, error: SessionError) -> SessionRejection {
+        self.reject_in(error, Dialect::Website4).await
+    }
+
+    /// [`Latch::reject`], answered in the SDK generation the request speaks: today's SDKs
+    /// (`st-auth-mode`) get 401 and supertokens-node's messages, on which they refresh.
+    pub async fn reject_in(&self, error: SessionError, dialect: Dialect) -> SessionRejection {
         let status = self.session_expired_status().await;
         let clear = match self.0.verification {
             Verification::Direct if error.kind().clears_cookies() => {
@@ -40,7 +50,7 @@ impl Latch {
             }
             _ => Vec::new(),
         };
-        SessionRejection { error, status, clear }
+        SessionRejection { error, status, clear, dialect }
     }
 }
 
@@ -51,13 +61,15 @@ pub struct SessionRejection {
     /// The status for UNAUTHORISED, TRY_REFRESH_TOKEN and TOKEN_THEFT_DETECTED.
     pub status: u16,
     pub clear: Vec<ResponseHeader>,
+    /// Who is answered: 4.x (the status above) or today's SDKs (401).
+    pub dialect: Dialect,
 }
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.kind().status(self.status))
+        let status = StatusCode::from_u16(self.dialect.status(self.error.kind(), self.status))
             .unwrap_or(StatusCode::UNAUTHORIZED);
-        let mut response = (status, self.error.to_json()).into_response();
+        let mut response = (status, self.dialect.error_body(&self.error)).into_response();
         response
             .headers_mut()
             .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -74,6 +86,7 @@ impl From<SessionError> for SessionRejection {
             error,
             status: latch_shared::DEFAULT_SESSION_EXPIRED_STATUS,
             clear: Vec::new(),
+            dialect: Dialect::Website4,
         }
     }
 }

@@ -246,3 +246,19 @@ async fn behind_the_edge_a_new_jwt_payload_is_an_instruction_to_the_edge() {
     );
     assert_eq!(session.get_jwt_payload(), Some(&payload));
 }
+
+#[tokio::test]
+async fn todays_sdks_are_refused_with_401_and_supertokens_messages_so_they_refresh() {
+    let latch = behind_edge(publisher().await);
+    let app = app(latch).await;
+    let answer = reqwest::Client::new()
+        .get(format!("http://{app}/me"))
+        .header("st-auth-mode", "cookie")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["message"], "unauthorised");
+    assert_eq!(body["error"], "UNAUTHORISED");
+}
