@@ -14,7 +14,8 @@ on_both_stores!(
     direct_verification_and_session_calls,
     numeric_and_string_ids_are_different_users_given_back_with_their_type,
     a_direct_verify_of_the_successor_spends_the_previous_refresh_token,
-    the_session_object_replaces_its_jwt_payload_and_hands_over_the_reissued_token
+    the_session_object_replaces_its_jwt_payload_and_hands_over_the_reissued_token,
+    a_header_mode_refresh_from_todays_sdk_gets_its_tokens_in_headers_and_a_cookie_one_cookies
 );
 
 /// Serves the origin's router on a real port.
@@ -245,4 +246,33 @@ async fn the_session_object_replaces_its_jwt_payload_and_hands_over_the_reissued
     let refused = session.update_jwt_payload(Some(json!(["not", "an", "object"]))).await;
     assert!(refused.is_err());
     assert_eq!(session.get_jwt_payload(), Some(&json!({"role": "admin"})), "nothing changed");
+}
+
+async fn a_header_mode_refresh_from_todays_sdk_gets_its_tokens_in_headers_and_a_cookie_one_cookies(
+    store: Store,
+) {
+    let origin = Origin::start(&store).await;
+    let url = serve(&origin).await;
+    let latch = Latch::new(&url, API_KEY, Verification::Direct);
+    let issued = origin.create("sam").await;
+    let mut header_mode = HeaderMap::new();
+    header_mode.insert("st-auth-mode", "header".parse().unwrap());
+    let bearer = format!("Bearer {}", refresh_token(&issued));
+    header_mode.insert("authorization", bearer.parse().unwrap());
+    let refreshed = latch.refresh_session(&header_mode).await.unwrap();
+    let names: Vec<_> = refreshed.headers.0.iter().map(|h| h.name.as_str()).collect();
+    assert!(names.contains(&"st-access-token") && names.contains(&"st-refresh-token"), "{names:?}");
+    assert!(!names.contains(&"set-cookie"), "{names:?}");
+    assert!(names.contains(&"front-token"));
+
+    // A cookie session asking for header mode still gets cookies: its tokens never become
+    // readable; and today's SDK needs no sIdRefreshToken.
+    let successor = refreshed.headers.0.iter().find(|h| h.name == "st-refresh-token").unwrap();
+    let mut cookie_mode = HeaderMap::new();
+    cookie_mode.insert("st-auth-mode", "header".parse().unwrap());
+    let cookie = format!("sRefreshToken={}", successor.value);
+    cookie_mode.insert("cookie", cookie.parse().unwrap());
+    let refreshed = latch.refresh_session(&cookie_mode).await.unwrap();
+    let names: Vec<_> = refreshed.headers.0.iter().map(|h| h.name.as_str()).collect();
+    assert!(names.contains(&"set-cookie") && !names.contains(&"st-refresh-token"), "{names:?}");
 }
