@@ -11,11 +11,9 @@
 use latch_shared::api::{paths, BlacklistRequest, IssuedSession, RevokeResponse, MAX_BODY_BYTES};
 use latch_shared::engine;
 use latch_shared::error::codes;
-use latch_shared::protocol::{ResponseHeader, SessionCookies};
-use latch_shared::refresh::RefreshToken;
-use latch_shared::sdk::{self, TokenTransfer};
+use latch_shared::protocol::ResponseHeader;
+use latch_shared::sdk;
 use latch_shared::settings::SharedSettings;
-use latch_shared::SessionError;
 use subtle::ConstantTimeEq;
 
 use crate::config::EdgeConfig;
@@ -189,25 +187,7 @@ async fn rotate(
     cx: &mut Exchange,
     settings: &SharedSettings,
 ) -> Result<Vec<ResponseHeader>, EdgeError> {
-    // A current SDK in header mode sends its refresh token as `Authorization: Bearer`; as
-    // supertokens-node does, that token is preferred to a cookie (when it is one: an app's own
-    // `Authorization` does not hide the cookie). The new tokens go back the way the refresh
-    // token came: a script asking for header mode never reads tokens out of HttpOnly cookies.
-    let bearer = engine::bearer_token(cx.request.authorization.as_deref())
-        .filter(|token| cx.request.dialect.is_current() && RefreshToken::parse(token).is_ok())
-        .map(str::to_owned);
-    let (refresh_token, transfer) = match bearer {
-        Some(token) => (token, TokenTransfer::Header),
-        None => {
-            let cookie = cx.request.cookie.as_deref().unwrap_or_default();
-            let cookies = SessionCookies::from_cookie_header(cookie)
-                .map_err(|err| SessionError::unauthorised(err.to_string()))?;
-            let token = cookies
-                .refresh_token
-                .ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
-            (token, TokenTransfer::Cookie)
-        }
-    };
+    let (refresh_token, transfer) = engine::refresh_credential(&cx.facts(), false)?;
     let call = origin::refresh(&cx.config, refresh_token);
     match cx.call_origin_json::<IssuedSession>(call).await {
         Ok(issued) => {

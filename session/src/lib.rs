@@ -34,8 +34,7 @@ use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
 use latch_shared::identity::{jwt_payload_instruction, JWT_PAYLOAD_HEADER, LOGOUT_HEADER};
 use latch_shared::keys::{Jwks, KeySet};
-use latch_shared::protocol::{ResponseHeader, SessionCookies, ANTI_CSRF_HEADER};
-use latch_shared::refresh::RefreshToken;
+use latch_shared::protocol::{ResponseHeader, ANTI_CSRF_HEADER};
 use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER};
 use latch_shared::secret::Secret;
 use latch_shared::settings::SharedSettings;
@@ -415,27 +414,8 @@ impl Latch {
             ));
         }
         let request = RequestHeaders::read(headers, &Method::POST);
-        // Today's SDKs in header mode send the refresh token as `Authorization: Bearer`; the
-        // new tokens go back the way it came, as at the edge.
-        let bearer = engine::bearer_token(request.authorization.as_deref())
-            .filter(|token| request.dialect.is_current() && RefreshToken::parse(token).is_ok());
-        let (refresh_token, transfer) = match bearer {
-            Some(token) => (token.to_owned(), TokenTransfer::Header),
-            None => {
-                let cookies = SessionCookies::from_cookie_header(&request.cookie)
-                    .map_err(|err| SessionError::unauthorised(err.to_string()))?;
-                // As the seed: both the refresh token and the id-refresh token, or no session
-                // (today's SDKs know nothing of the id-refresh token).
-                let id_refresh_ok =
-                    cookies.id_refresh_token.is_some() || request.dialect.is_current();
-                match cookies.refresh_token.filter(|_| id_refresh_ok) {
-                    Some(token) => (token, TokenTransfer::Cookie),
-                    None => {
-                        return Err(SessionError::unauthorised("missing auth tokens in cookies"))
-                    }
-                }
-            }
-        };
+        // As the seed: both the refresh token and the id-refresh token, or no session.
+        let (refresh_token, transfer) = engine::refresh_credential(&request.facts(), true)?;
         let issued: IssuedSession = self
             .call(reqwest::Method::POST, paths::REFRESH, Some(&RefreshRequest { refresh_token }))
             .await?;

@@ -90,6 +90,33 @@ impl Credential {
     }
 }
 
+/// The refresh token a refresh request presents, and the transfer the new tokens go back in:
+/// a current SDK in header mode sends it as `Authorization: Bearer` (preferred to a cookie, as
+/// supertokens-node does, when it is one: an app's own `Authorization` does not hide the
+/// cookie); otherwise the `sRefreshToken` cookie. The tokens go back the way it came, so a
+/// script asking for header mode never reads tokens out of HttpOnly cookies.
+/// `needs_id_refresh`: the seed's rule that a 4.x refresh without `sIdRefreshToken` is no
+/// session (the current SDKs know nothing of it).
+pub fn refresh_credential(
+    facts: &RequestFacts<'_>,
+    needs_id_refresh: bool,
+) -> Result<(String, TokenTransfer), SessionError> {
+    let bearer = bearer_token(facts.authorization).filter(|token| {
+        facts.dialect.is_current() && crate::refresh::RefreshToken::parse(token).is_ok()
+    });
+    if let Some(token) = bearer {
+        return Ok((token.to_owned(), TokenTransfer::Header));
+    }
+    let cookies = SessionCookies::from_cookie_header(facts.cookie.unwrap_or_default())
+        .map_err(|err| SessionError::unauthorised(err.to_string()))?;
+    if needs_id_refresh && !facts.dialect.is_current() && cookies.id_refresh_token.is_none() {
+        return Err(SessionError::unauthorised("missing auth tokens in cookies"));
+    }
+    let token =
+        cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
+    Ok((token, TokenTransfer::Cookie))
+}
+
 /// The token of `Authorization: Bearer <token>`; an empty one is none.
 pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     authorization?.strip_prefix("Bearer ").map(str::trim).filter(|token| !token.is_empty())
@@ -445,6 +472,44 @@ mod tests {
         assert_eq!(
             run(&facts, CsrfCheck::Never).unwrap_err().kind(),
             crate::ErrorKind::TryRefreshToken
+        );
+    }
+
+    #[test]
+    fn a_refresh_answers_in_the_transfer_its_token_came_in_whatever_the_request_asks() {
+        use crate::sdk::TokenTransfer;
+        let header = Dialect::Current(TokenTransfer::Header);
+        let refresh = crate::refresh::RotationKey::new([3; 32])
+            .first_token(
+                crate::refresh::SessionHandle::generate(&mut rand::rngs::OsRng),
+                &mut rand::rngs::OsRng,
+            )
+            .expose();
+        let bearer = format!("Bearer {refresh}");
+        let cookie = format!("sRefreshToken={refresh}");
+        // Header mode's Bearer refresh token: tokens back in headers.
+        let facts =
+            RequestFacts { authorization: Some(&bearer), dialect: header, ..Default::default() };
+        assert_eq!(refresh_credential(&facts, true).unwrap().1, TokenTransfer::Header);
+        // A cookie session asking for header mode: still cookies.
+        let facts = RequestFacts { cookie: Some(&cookie), dialect: header, ..Default::default() };
+        assert_eq!(refresh_credential(&facts, true).unwrap().1, TokenTransfer::Cookie);
+        // An app's own Authorization does not hide the cookie.
+        let facts = RequestFacts { authorization: Some("Bearer app-token"), ..facts };
+        assert_eq!(
+            refresh_credential(&facts, true).unwrap(),
+            (refresh.clone(), TokenTransfer::Cookie)
+        );
+        // 4.x: a Bearer is never a refresh token, and the seed's id-refresh rule holds where asked.
+        let facts = RequestFacts {
+            authorization: Some(&bearer),
+            cookie: Some(&cookie),
+            ..Default::default()
+        };
+        assert_eq!(refresh_credential(&facts, false).unwrap().1, TokenTransfer::Cookie);
+        assert_eq!(
+            refresh_credential(&facts, true).unwrap_err().kind(),
+            crate::ErrorKind::Unauthorised
         );
     }
 

@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(parse_jwt_payload_instruction(&written), Ok(Some(object)));
         assert_eq!(parse_jwt_payload_instruction(&jwt_payload_instruction(None)), Ok(None));
         assert_eq!(parse_jwt_payload_instruction("null"), Ok(None));
-        for bad in ["[1]", "\"admin\"", "7", "{not json", "!!"] {
+        // Ten thousand `[` or `{`: serde_json's nesting limit, an error, never a crash.
+        let deep_array = "[".repeat(10_000);
+        let deep_object = format!("{}", "{\"a\":".repeat(10_000));
+        for bad in ["[1]", "\"admin\"", "7", "{not json", "!!", &deep_array, &deep_object] {
             assert!(parse_jwt_payload_instruction(bad).is_err(), "{bad}");
         }
     }
