@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(parse_jwt_payload_instruction("null"), Ok(None));
         // Ten thousand `[` or `{`: serde_json's nesting limit, an error, never a crash.
         let deep_array = "[".repeat(10_000);
-        let deep_object = format!("{}", "{\"a\":".repeat(10_000));
+        let deep_object = "{\"a\":".repeat(10_000);
         for bad in ["[1]", "\"admin\"", "7", "{not json", "!!", &deep_array, &deep_object] {
             assert!(parse_jwt_payload_instruction(bad).is_err(), "{bad}");
         }
