@@ -51,19 +51,30 @@ function send(res, status, body, headers = {}) {
 }
 
 class HttpError extends Error {
-  constructor(status, message) {
+  constructor(status, message, { close = false } = {}) {
     super(message);
     this.status = status;
+    this.close = close;
   }
 }
 
 // Bodies are bounded, and a body that is not JSON is the caller's mistake (400), never ours.
+// An oversized body is still read to its end (discarded, up to DRAIN_LIMIT) before the 413:
+// closing a connection with unread bytes on it resets it, and the caller would see a lost
+// connection instead of the answer.
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
 async function readJson(req, limit = 64 * 1024) {
-  let text = "";
+  const chunks = [];
+  let size = 0;
   for await (const chunk of req) {
-    text += chunk;
-    if (text.length > limit) throw new HttpError(413, `the body is over ${limit} bytes`);
+    size += chunk.length;
+    if (size > DRAIN_LIMIT) throw new HttpError(413, `the body is over ${limit} bytes`, { close: true });
+    if (size <= limit) chunks.push(chunk);
   }
+  if (size > limit) throw new HttpError(413, `the body is over ${limit} bytes`);
+  // Decoded once at the end: a character split across two chunks stays whole.
+  const text = Buffer.concat(chunks).toString("utf8");
   try {
     return text ? JSON.parse(text) : {};
   } catch {
@@ -110,8 +121,8 @@ http
       send(res, 404, { error: "NOT_FOUND", message: "no such page" });
     } catch (err) {
       if (err instanceof HttpError) {
-        // The rest of an oversized body is still on the connection: close it after answering.
-        const close = err.status === 413 ? { connection: "close" } : {};
+        // Past the drain limit the rest of the body is still on the connection: close it.
+        const close = err.close ? { connection: "close" } : {};
         return send(res, err.status, { error: "BAD_REQUEST", message: err.message }, close);
       }
       console.error(err);

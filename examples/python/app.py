@@ -16,6 +16,7 @@ from urllib.parse import quote
 import jwt
 import requests
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 EDGE = os.environ.get("LATCH_EDGE_URL", "http://127.0.0.1:8787")
 ORIGIN = os.environ.get("LATCH_ORIGIN_URL", "http://127.0.0.1:3567")
@@ -29,8 +30,10 @@ if not AUDIENCE:
 # Fetches the edge's keys once and again on an unknown key id.
 keys = jwt.PyJWKClient(f"{EDGE}/.well-known/latch-assertion-jwks.json", cache_keys=True)
 app = Flask(__name__)
-# Bodies are bounded: over this, Flask answers 413 by itself.
+# Bodies are bounded: over this, Flask refuses the request (413, below).
 app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+# An oversized body is read to its end (discarded, up to this) before the 413.
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 class Unauthorised(Exception):
@@ -76,6 +79,21 @@ def session_info(handle, method="GET", body=None):
 @app.errorhandler(Unauthorised)
 def unauthorised(err):
     return jsonify(error="UNAUTHORISED", message=str(err)), 401
+
+
+@app.errorhandler(RequestEntityTooLarge)
+def too_large(err):
+    # The development server closes the connection after every answer, and closing it with
+    # unread bytes on it resets it: the caller would see a lost connection, not this answer.
+    left = min(request.content_length or 0, DRAIN_LIMIT)
+    stream = request.environ["wsgi.input"]
+    while left > 0:
+        chunk = stream.read(min(left, 64 * 1024))
+        if not chunk:
+            break
+        left -= len(chunk)
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    return jsonify(error="BAD_REQUEST", message=f"the body is over {limit} bytes"), 413
 
 
 @app.get("/login")
