@@ -62,11 +62,13 @@ pub fn authenticate(
     let credential = engine::credential(facts).map_err(Refusal::Session)?;
     let token = credential.token().to_owned();
     let Some(loaded) = isolate.loaded.as_ref() else { return Err(Refusal::NoKeys) };
+    let policy = &loaded.settings.anti_csrf;
     let check = match purpose {
-        Purpose::Act => loaded.settings.anti_csrf.check_for(facts.path),
+        Purpose::Act => policy.check_for(facts.path),
         Purpose::End => engine::CsrfCheck::Never,
     };
-    let csrf_enabled = loaded.settings.anti_csrf.enabled;
+    let csrf_enabled = policy.enabled;
+    let facts = &facts.under(policy);
     let cached = isolate.cached_verification(&token);
     let first_sight = cached.is_none();
     let verified = match cached {

@@ -86,6 +86,8 @@ impl Exchange {
             authorization: request.authorization.as_deref(),
             anti_csrf: request.anti_csrf.as_deref(),
             same_origin: self.config.fetch_metadata_csrf && request.proves_same_origin(false),
+            // Counts only in custom-header mode: admission reads the facts `under` the policy.
+            custom_header: request.rid,
             dialect: request.dialect,
         }
     }

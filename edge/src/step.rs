@@ -11,7 +11,7 @@ use latch_shared::api::CLIENT_ADDRESS_HEADER;
 use latch_shared::engine;
 use latch_shared::identity::{FORWARDED_FOR_HEADER, FORWARDED_HOST_HEADER, FORWARDED_PROTO_HEADER};
 use latch_shared::protocol::ANTI_CSRF_HEADER;
-use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER};
+use latch_shared::sdk::{Dialect, AUTH_MODE_HEADER, RID_HEADER};
 use latch_shared::trace::TRACEPARENT_HEADER;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use crate::respond::Reply;
 
 /// The request headers the machine reads, in the order the entry passes their values in
 /// [`Facts::headers`].
-pub const FACT_HEADERS: [&str; 13] = [
+pub const FACT_HEADERS: [&str; 14] = [
     "cookie",
     "authorization",
     ANTI_CSRF_HEADER,
@@ -33,6 +33,7 @@ pub const FACT_HEADERS: [&str; 13] = [
     "cf-connecting-ip",
     "content-length",
     AUTH_MODE_HEADER,
+    RID_HEADER,
 ];
 
 /// A request as the entry hands it over: its method, its URL and the values of
@@ -68,8 +69,10 @@ pub struct Request {
     /// `CF-Connecting-IP`: the client's address as Cloudflare saw it.
     pub client_address: Option<String>,
     pub content_length: Option<u64>,
-    /// The SDK generation the request speaks, from `st-auth-mode` and `rid`.
+    /// The SDK generation the request speaks, from `st-auth-mode`.
     pub dialect: Dialect,
+    /// Whether the request carries `rid` (custom-header mode's anti-CSRF proof).
+    pub rid: bool,
 }
 
 impl Request {
@@ -95,6 +98,7 @@ impl Request {
             client_address: next(),
             content_length: next().and_then(|value| value.trim().parse().ok()),
             dialect: Dialect::of_request(next().as_deref()),
+            rid: next().is_some(),
         }
     }
 
@@ -372,6 +376,7 @@ mod tests {
         headers[0] = Some("sAccessToken=t".to_owned());
         headers[9] = Some("00-abc".to_owned());
         headers[11] = Some(" 42 ".to_owned());
+        headers[13] = Some(String::new());
         let request = Request::from_facts(Facts {
             method: "POST".into(),
             url: "http://h/p?q".into(),
@@ -380,6 +385,7 @@ mod tests {
         assert_eq!(request.cookie.as_deref(), Some("sAccessToken=t"));
         assert_eq!(request.traceparent.as_deref(), Some("00-abc"));
         assert_eq!(request.content_length, Some(42));
+        assert!(request.rid, "an empty rid is still the custom header");
         assert_eq!(request.target(), "/p?q");
     }
 

@@ -19,8 +19,17 @@ fuzz_target!(|data: &[u8]| {
     let anti_csrf = fields.next();
     let dialect = Dialect::of_request(fields.next());
     let same_origin = data.first().is_some_and(|b| b & 1 == 1);
-    let facts =
-        RequestFacts { method, path: "/", cookie, authorization, anti_csrf, same_origin, dialect };
+    let custom_header = data.first().is_some_and(|b| b & 2 == 2);
+    let facts = RequestFacts {
+        method,
+        path: "/",
+        cookie,
+        authorization,
+        anti_csrf,
+        same_origin,
+        custom_header,
+        dialect,
+    };
     let key = SigningKey::from_seed(&[5; 32]);
     let verifier = Verifier::new(KeySet::new([key.verifying_key()]).unwrap(), "iss", "aud");
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();

@@ -151,8 +151,10 @@ pub fn check_access_token(
         method: "POST",
         path: paths::VERIFY,
         anti_csrf: request.anti_csrf_token.as_deref(),
+        custom_header: request.rid_header,
         ..RequestFacts::default()
-    };
+    }
+    .under(policy);
     let credential = Credential::Cookie(request.access_token.clone());
     engine::admit(
         &facts,
@@ -234,7 +236,7 @@ impl SessionService {
                 anti_csrf: self
                     .tokens
                     .anti_csrf
-                    .enabled
+                    .mints_token()
                     .then(|| AntiCsrfToken::generate(&mut OsRng)),
                 id_refresh_token: generate_id_refresh_token(&mut OsRng),
                 session_expires_at: expires_at,
@@ -323,7 +325,7 @@ impl SessionService {
                 anti_csrf: self
                     .tokens
                     .anti_csrf
-                    .enabled
+                    .mints_token()
                     .then(|| self.rotation.anti_csrf_for_successor(&token)),
                 id_refresh_token: self.rotation.id_refresh_for_successor(&token),
                 refresh_token: successor,

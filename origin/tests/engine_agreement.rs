@@ -15,10 +15,10 @@ use latch_session::check_request;
 use latch_shared::access::{sign, SessionClaims, VerifiedAccessToken};
 use latch_shared::api::VerifyRequest;
 use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
-use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule, RequestFacts};
+use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, CsrfProof, PathRule, RequestFacts};
 use latch_shared::keys::{KeySet, SigningKey};
 use latch_shared::protocol::CookiePolicy;
-use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER};
+use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER, RID_HEADER};
 use latch_shared::settings::SharedSettings;
 use latch_shared::SessionError;
 use proptest::prelude::*;
@@ -36,9 +36,10 @@ fn key() -> SigningKey {
 
 /// The seed's flag at the edge is a route rule: `/checked/*` checks every method, `/unchecked/*`
 /// none; the Session object and the origin take it per call.
-fn policy(enabled: bool) -> AntiCsrfPolicy {
+fn policy(enabled: bool, proof: CsrfProof) -> AntiCsrfPolicy {
     AntiCsrfPolicy {
         enabled,
+        proof,
         check: CsrfCheck::UnsafeMethods,
         routes: vec![
             PathRule::new("/checked/*", CsrfCheck::AllMethods).unwrap(),
@@ -47,13 +48,13 @@ fn policy(enabled: bool) -> AntiCsrfPolicy {
     }
 }
 
-fn settings(enabled: bool) -> SharedSettings {
+fn settings(policy: &AntiCsrfPolicy) -> SharedSettings {
     SharedSettings {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         cookies: CookiePolicy::default(),
         session_expired_status: 440,
-        anti_csrf: policy(enabled),
+        anti_csrf: policy.clone(),
         access_token_lifetime_secs: 60,
         jwks: KeySet::new([key().verifying_key()]).unwrap().to_jwks(),
     }
@@ -151,13 +152,14 @@ fn outcome(result: Result<VerifiedAccessToken, SessionError>) -> Outcome {
 fn at_edge(
     (edge, verifier): &(Edge, AssertionVerifier),
     facts: &RequestFacts<'_>,
-    enabled: bool,
+    policy: &AntiCsrfPolicy,
 ) -> Outcome {
     let mut headers = vec![None; FACT_HEADERS.len()];
     for (name, value) in [
         ("cookie", facts.cookie),
         ("authorization", facts.authorization),
         ("anti-csrf", facts.anti_csrf),
+        (RID_HEADER, facts.custom_header.then_some("anti-csrf")),
         (
             AUTH_MODE_HEADER,
             match facts.dialect {
@@ -172,7 +174,7 @@ fn at_edge(
     }
     let url = format!("https://site.test{}", facts.path);
     let mut machine = edge.request(Facts { method: facts.method.to_owned(), url, headers });
-    let document = serde_json::to_string(&settings(enabled)).unwrap();
+    let document = serde_json::to_string(&settings(policy)).unwrap();
     let mut step = machine.resume(Reported::Start);
     loop {
         step = match step {
@@ -206,16 +208,16 @@ fn at_edge(
     }
 }
 
-fn session_object(facts: &RequestFacts<'_>, enabled: bool, flag: bool) -> Outcome {
+fn session_object(facts: &RequestFacts<'_>, policy: &AntiCsrfPolicy, flag: bool) -> Outcome {
     let verifier = latch_shared::access::Verifier::new(
         KeySet::new([key().verifying_key()]).unwrap(),
         ISSUER,
         AUDIENCE,
     );
-    outcome(check_request(facts, &policy(enabled), flag, now(), |t| verifier.verify(t, now())))
+    outcome(check_request(facts, policy, flag, now(), |t| verifier.verify(t, now())))
 }
 
-fn origin(token: &str, anti_csrf: Option<&str>, enabled: bool, flag: bool) -> Outcome {
+fn origin(token: &str, facts: &RequestFacts<'_>, policy: &AntiCsrfPolicy, flag: bool) -> Outcome {
     let verifier = latch_shared::access::Verifier::new(
         KeySet::new([key().verifying_key()]).unwrap(),
         ISSUER,
@@ -223,10 +225,11 @@ fn origin(token: &str, anti_csrf: Option<&str>, enabled: bool, flag: bool) -> Ou
     );
     let request = VerifyRequest {
         access_token: token.to_owned(),
-        anti_csrf_token: anti_csrf.map(str::to_owned),
+        anti_csrf_token: facts.anti_csrf.map(str::to_owned),
         enforce_anti_csrf: flag,
+        rid_header: facts.custom_header,
     };
-    outcome(check_access_token(&request, &policy(enabled), verifier.verify(token, now()), now()))
+    outcome(check_access_token(&request, policy, verifier.verify(token, now()), now()))
 }
 
 proptest! {
@@ -241,6 +244,8 @@ proptest! {
         method in prop_oneof![Just("GET"), Just("POST"), Just("PROPFIND"), Just("HEAD")],
         flag: bool,
         enabled: bool,
+        proof in prop_oneof![Just(CsrfProof::Token), Just(CsrfProof::CustomHeader)],
+        rid: bool,
         dialect in prop_oneof![
             Just(Dialect::Website4),
             Just(Dialect::Current(TokenTransfer::Cookie)),
@@ -263,20 +268,26 @@ proptest! {
             authorization: authorization.as_deref(),
             anti_csrf,
             same_origin: false,
+            custom_header: rid,
             dialect,
         };
+        let policy = policy(enabled, proof);
         let edge = edge();
-        let at_edge = at_edge(&edge, &facts, enabled);
+        let at_edge = at_edge(&edge, &facts, &policy);
         // A second request with the same token takes the edge's cache of verified tokens: it
         // must not change the answer.
-        prop_assert_eq!(&self::at_edge(&edge, &facts, enabled), &at_edge);
-        prop_assert_eq!(&session_object(&facts, enabled, flag), &at_edge);
+        prop_assert_eq!(&self::at_edge(&edge, &facts, &policy), &at_edge);
+        prop_assert_eq!(&session_object(&facts, &policy, flag), &at_edge);
         if layout == 3 {
             // The origin is given the cookie's token directly.
-            prop_assert_eq!(&origin(&token, anti_csrf, enabled, flag), &at_edge);
+            prop_assert_eq!(&origin(&token, &facts, &policy, flag), &at_edge);
         }
         if matches!(kind, Token::Valid) && layout >= 3 {
-            let csrf_ok = !enabled || !flag || layout == 4 || anti_csrf == Some("csrf-1");
+            let proved = match proof {
+                CsrfProof::Token => anti_csrf == Some("csrf-1"),
+                CsrfProof::CustomHeader => rid,
+            };
+            let csrf_ok = !enabled || !flag || layout == 4 || proved;
             prop_assert_eq!(at_edge.is_ok(), csrf_ok, "{:?}", at_edge);
         }
     }

@@ -28,6 +28,7 @@ on_both_stores!(
     revoke_all_sessions_of_a_user,
     anti_csrf_is_enforced_on_request,
     anti_csrf_can_be_disabled,
+    in_custom_header_mode_no_token_is_minted_and_only_the_rid_header_passes,
     two_instances_agree_on_keys_and_lineage,
     key_rotation_publishes_before_signing_and_retires_after_expiry,
     malformed_refresh_tokens_are_unauthorised_not_theft,
@@ -400,6 +401,30 @@ async fn anti_csrf_is_enforced_on_request(store: Store) {
     assert_eq!(verify(Some("wrong")).await.error(), "TRY_REFRESH_TOKEN");
     // Without enforcement the header is not needed.
     assert_eq!(origin.verify(&access_token(&issued)).await.status, StatusCode::OK);
+}
+
+async fn in_custom_header_mode_no_token_is_minted_and_only_the_rid_header_passes(store: Store) {
+    let origin = Origin::start_with(&store, |c| {
+        c.anti_csrf.proof = latch_shared::engine::CsrfProof::CustomHeader
+    })
+    .await;
+    let issued = origin.create("ana").await;
+    assert_eq!(issued["tokens"]["anti_csrf_token"], json!(null));
+    let headers = issued["response_headers"].as_array().unwrap();
+    assert!(headers.iter().all(|h| h["name"] != "anti-csrf"), "no token to hand out");
+    let verify = |rid_header: bool| {
+        let body = json!({
+            "access_token": access_token(&issued),
+            "enforce_anti_csrf": true,
+            "rid_header": rid_header,
+        });
+        let origin = &origin;
+        async move { origin.api(Method::POST, "/v1/sessions/verify", Some(body)).await }
+    };
+    assert_eq!(verify(true).await.status, StatusCode::OK);
+    assert_eq!(verify(false).await.error(), "TRY_REFRESH_TOKEN", "a forged form sends no rid");
+    let refreshed = origin.refresh(&refresh_token(&issued)).await;
+    assert_eq!(refreshed.body["tokens"]["anti_csrf_token"], json!(null));
 }
 
 async fn anti_csrf_can_be_disabled(store: Store) {

@@ -35,7 +35,7 @@ use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
 use latch_shared::identity::{jwt_payload_instruction, JWT_PAYLOAD_HEADER, LOGOUT_HEADER};
 use latch_shared::keys::{Jwks, KeySet};
 use latch_shared::protocol::{ResponseHeader, ANTI_CSRF_HEADER};
-use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER};
+use latch_shared::sdk::{Dialect, TokenTransfer, AUTH_MODE_HEADER, RID_HEADER};
 use latch_shared::secret::Secret;
 use latch_shared::settings::SharedSettings;
 pub use latch_shared::{ErrorKind, SessionError};
@@ -528,6 +528,7 @@ struct RequestHeaders {
     authorization: Option<String>,
     anti_csrf: Option<String>,
     dialect: Dialect,
+    rid: bool,
 }
 
 impl RequestHeaders {
@@ -545,6 +546,7 @@ impl RequestHeaders {
             authorization: text(http::header::AUTHORIZATION.as_str()).map(str::to_owned),
             anti_csrf: text(ANTI_CSRF_HEADER).map(str::to_owned),
             dialect: Dialect::of_request(text(AUTH_MODE_HEADER)),
+            rid: headers.contains_key(RID_HEADER),
         }
     }
 
@@ -557,6 +559,8 @@ impl RequestHeaders {
             anti_csrf: self.anti_csrf.as_deref(),
             // Direct mode knows no site origin to compare with: only the header counts.
             same_origin: false,
+            // Counts only in custom-header mode: `check_request` reads the facts `under` the policy.
+            custom_header: self.rid,
             dialect: self.dialect,
         }
     }
@@ -572,7 +576,8 @@ pub fn check_request(
     now: chrono::DateTime<chrono::Utc>,
     verify: impl FnOnce(&str) -> Result<VerifiedAccessToken, VerifyError>,
 ) -> Result<VerifiedAccessToken, SessionError> {
-    engine::authenticate(facts, policy.check_for_flag(enable_csrf_protection), now, verify)
+    let facts = facts.under(policy);
+    engine::authenticate(&facts, policy.check_for_flag(enable_csrf_protection), now, verify)
 }
 
 /// A verified session: what the app's handler works with.

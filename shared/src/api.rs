@@ -230,6 +230,10 @@ pub struct VerifyRequest {
     /// Whether to enforce the anti-CSRF check (as the seed's `enableCsrfProtection`).
     #[serde(default)]
     pub enforce_anti_csrf: bool,
+    /// Whether the client sent the `rid` header: the proof in custom-header mode
+    /// (`LATCH_ANTI_CSRF_PROOF=custom_header`), ignored otherwise.
+    #[serde(default)]
+    pub rid_header: bool,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

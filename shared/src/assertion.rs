@@ -54,7 +54,8 @@ pub fn is_anti_csrf_refusal(err: &SessionError) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CsrfOutcome {
-    /// The `anti-csrf` header equals the access token's anti-CSRF token.
+    /// The deployment's proof is there: the `anti-csrf` header equals the access token's
+    /// anti-CSRF token, or, in custom-header mode, the request carries the `rid` header.
     Passed,
     /// No `anti-csrf` header.
     Missing,

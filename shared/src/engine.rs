@@ -17,7 +17,9 @@
 //!    token's `csrf` claim (constant time); absent or different is TRY_REFRESH_TOKEN. A token
 //!    minted without a `csrf` claim can never pass a required check. Without the header, a
 //!    request the browser proved same-origin (Fetch Metadata, where the caller accepts it:
-//!    the edge by default) passes: a plain HTML form of the site itself.
+//!    the edge by default) passes: a plain HTML form of the site itself. A deployment in
+//!    custom-header mode ([`CsrfProof::CustomHeader`], supertokens-node's `VIA_CUSTOM_HEADER`)
+//!    mints no anti-CSRF token; there the current SDKs' `rid` header is the proof.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,8 +47,19 @@ pub struct RequestFacts<'a> {
     /// The browser proved the request same-origin ([`proves_same_origin`]), and the caller
     /// accepts that in place of the `anti-csrf` header.
     pub same_origin: bool,
+    /// The request carries the custom header ([`crate::sdk::RID_HEADER`]); it stands in for the
+    /// `anti-csrf` header only as [`RequestFacts::under`] a custom-header policy reads it.
+    pub custom_header: bool,
     /// The SDK generation the request speaks ([`Dialect::of_request`]).
     pub dialect: Dialect,
+}
+
+impl RequestFacts<'_> {
+    /// The facts as `policy` reads them: the `rid` header stands in for the anti-CSRF token only
+    /// in custom-header mode (token mode asks for more, a secret the page was handed, never less).
+    pub fn under(self, policy: &AntiCsrfPolicy) -> Self {
+        RequestFacts { custom_header: self.custom_header && policy.accepts_custom_header(), ..self }
+    }
 }
 
 /// OWASP's fetch-metadata defence: `Sec-Fetch-Site: same-origin`, or, from a browser too old
@@ -170,14 +183,33 @@ impl CsrfCheck {
     }
 }
 
+/// What proves a cookie-authenticated request was not forged by another site.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CsrfProof {
+    /// The `anti-csrf` header equals the anti-CSRF token minted into the access token (the
+    /// seed's way, supertokens-node's `VIA_TOKEN`); both SDK generations echo it.
+    #[default]
+    Token,
+    /// The request carries the current SDKs' `rid` header, which only a script of an origin
+    /// the CORS rules allow can add (supertokens-node's `VIA_CUSTOM_HEADER`, for cookies with
+    /// `SameSite=None`). No anti-CSRF token is minted; `supertokens-website` 4.x, which sends no
+    /// `rid`, passes only where the browser proves the request same-origin.
+    CustomHeader,
+}
+
 /// The deployment's anti-CSRF rules: set at the origin, published to the edge in the settings
 /// document (`crate::settings`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AntiCsrfPolicy {
-    /// Whether access tokens carry an anti-CSRF token at all (the seed's `enableAntiCsrf`).
-    /// When false, no check ever applies, as in the seed.
+    /// Whether any anti-CSRF protection applies (the seed's `enableAntiCsrf`). When false, no
+    /// check ever applies, as in the seed.
     pub enabled: bool,
+    /// What proves a request genuine where a check applies.
+    #[serde(default)]
+    pub proof: CsrfProof,
     /// The check at the edge for routes no rule names.
     pub check: CsrfCheck,
     /// Per-route checks at the edge, most specific first wins (`/exact` or `/prefix/*`).
@@ -187,11 +219,27 @@ pub struct AntiCsrfPolicy {
 
 impl Default for AntiCsrfPolicy {
     fn default() -> Self {
-        AntiCsrfPolicy { enabled: true, check: CsrfCheck::UnsafeMethods, routes: Vec::new() }
+        AntiCsrfPolicy {
+            enabled: true,
+            proof: CsrfProof::Token,
+            check: CsrfCheck::UnsafeMethods,
+            routes: Vec::new(),
+        }
     }
 }
 
 impl AntiCsrfPolicy {
+    /// Whether new access tokens carry an anti-CSRF token (and answers hand it to the SDK).
+    pub fn mints_token(&self) -> bool {
+        self.enabled && self.proof == CsrfProof::Token
+    }
+
+    /// Whether a request's `rid` header stands in for the anti-CSRF token
+    /// ([`RequestFacts::custom_header`]).
+    pub fn accepts_custom_header(&self) -> bool {
+        self.enabled && self.proof == CsrfProof::CustomHeader
+    }
+
     /// The check for `path` at the edge.
     pub fn check_for(&self, path: &str) -> CsrfCheck {
         if !self.enabled {
@@ -240,6 +288,9 @@ pub fn csrf_outcome(
 ) -> CsrfOutcome {
     if matches!(credential, Credential::Bearer(_)) {
         return CsrfOutcome::NotApplicable;
+    }
+    if facts.custom_header {
+        return CsrfOutcome::Passed;
     }
     let Some(presented) = facts.anti_csrf else {
         return if facts.same_origin { CsrfOutcome::SameOrigin } else { CsrfOutcome::Missing };
@@ -584,6 +635,65 @@ mod tests {
         assert!(run(&facts, CsrfCheck::Never).is_ok());
     }
 
+    fn custom_header_policy() -> AntiCsrfPolicy {
+        AntiCsrfPolicy { proof: CsrfProof::CustomHeader, ..AntiCsrfPolicy::default() }
+    }
+
+    #[test]
+    fn in_custom_header_mode_the_rid_header_is_the_proof_and_a_cross_site_form_has_none() {
+        let policy = custom_header_policy();
+        assert!(!policy.mints_token(), "custom-header mode mints no anti-CSRF token");
+        let cookie = format!("sAccessToken={}", token(None));
+        let form = RequestFacts {
+            method: "POST",
+            cookie: Some(&cookie),
+            dialect: Dialect::Current(TokenTransfer::Cookie),
+            ..Default::default()
+        };
+        let err = run(&form.under(&policy), CsrfCheck::UnsafeMethods).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::TryRefreshToken);
+        assert_eq!(err.message, "anti-csrf token not found in headers");
+        // A guessed anti-csrf header is no proof either.
+        let guessed = RequestFacts { anti_csrf: Some(""), ..form };
+        assert!(run(&guessed.under(&policy), CsrfCheck::UnsafeMethods).is_err());
+        let sdk = RequestFacts { custom_header: true, ..form };
+        assert_eq!(run(&sdk.under(&policy), CsrfCheck::AllMethods).unwrap(), "alice");
+        // Off is off: no proof is asked for.
+        let off = AntiCsrfPolicy { enabled: false, ..policy };
+        assert!(!off.mints_token());
+        assert!(!sdk.under(&off).custom_header);
+    }
+
+    #[test]
+    fn in_token_mode_a_rid_header_does_not_stand_in_for_the_token() {
+        let policy = AntiCsrfPolicy::default();
+        assert!(policy.mints_token());
+        let cookie = format!("sAccessToken={}", token(Some("c")));
+        let scripted = RequestFacts {
+            method: "POST",
+            cookie: Some(&cookie),
+            custom_header: true,
+            dialect: Dialect::Current(TokenTransfer::Cookie),
+            ..Default::default()
+        };
+        let err = run(&scripted.under(&policy), CsrfCheck::UnsafeMethods).unwrap_err();
+        assert_eq!(err.message, "anti-csrf token not found in headers");
+        let with_token = RequestFacts { anti_csrf: Some("c"), ..scripted };
+        assert_eq!(run(&with_token.under(&policy), CsrfCheck::UnsafeMethods).unwrap(), "alice");
+    }
+
+    #[test]
+    fn the_proof_defaults_to_the_token_in_settings_that_do_not_name_it() {
+        let policy: AntiCsrfPolicy =
+            serde_json::from_str(r#"{"enabled":true,"check":"unsafe_methods"}"#).unwrap();
+        assert_eq!(policy.proof, CsrfProof::Token);
+        let named: AntiCsrfPolicy = serde_json::from_str(
+            r#"{"enabled":true,"proof":"custom_header","check":"unsafe_methods"}"#,
+        )
+        .unwrap();
+        assert!(named.accepts_custom_header());
+    }
+
     #[test]
     fn bearer_tokens_need_no_cookies_and_no_anti_csrf() {
         let auth = format!("Bearer {}", token(Some("c")));
@@ -607,6 +717,7 @@ mod tests {
     fn policies_disabled_at_the_origin_check_nothing() {
         let policy = AntiCsrfPolicy {
             enabled: false,
+            proof: CsrfProof::Token,
             check: CsrfCheck::AllMethods,
             routes: vec![PathRule::new("/api/*", CsrfCheck::AllMethods).unwrap()],
         };
@@ -652,6 +763,8 @@ mod tests {
             authorization in proptest::option::of(".{0,200}"),
             anti_csrf in proptest::option::of(".{0,40}"),
             same_origin in proptest::bool::ANY,
+            custom_header in proptest::bool::ANY,
+            proof in prop_oneof![Just(CsrfProof::Token), Just(CsrfProof::CustomHeader)],
         ) {
             let facts = RequestFacts {
                 method: &method,
@@ -660,9 +773,11 @@ mod tests {
                 authorization: authorization.as_deref(),
                 anti_csrf: anti_csrf.as_deref(),
                 same_origin,
+                custom_header,
                 dialect: Dialect::default(),
             };
-            prop_assert!(run(&facts, CsrfCheck::AllMethods).is_err());
+            let policy = AntiCsrfPolicy { proof, ..AntiCsrfPolicy::default() };
+            prop_assert!(run(&facts.under(&policy), CsrfCheck::AllMethods).is_err());
         }
     }
 }

@@ -20,6 +20,10 @@ use crate::error::{ErrorKind, SessionError};
 
 /// `st-auth-mode`: sent by the current SDKs on every request, `cookie` or `header`.
 pub const AUTH_MODE_HEADER: &str = "st-auth-mode";
+/// `rid`: sent by the current SDKs on every request to their API. A custom header, so a
+/// cross-site form cannot send it and a cross-site script needs a CORS preflight: the proof
+/// of [`crate::engine::CsrfProof::CustomHeader`].
+pub const RID_HEADER: &str = "rid";
 /// The session's summary for the current SDKs: standard base64 of UTF-8 JSON
 /// `{"uid", "ate", "up"}`, or [`FRONT_TOKEN_REMOVE`].
 pub const FRONT_TOKEN_HEADER: &str = "front-token";

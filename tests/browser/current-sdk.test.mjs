@@ -109,15 +109,22 @@ before(async () => {
   // The app's own origin, another site than the edge's 127.0.0.1: a page there calls the edge
   // as a cross-origin API.
   appUrl = `http://localhost:${app.address().port}`;
+  ({ origin, edge } = await startStack());
+  browser = await launchChromium();
+});
+
+/** An origin and an edge in front of the app; `originEnv` adds to the origin's settings. */
+async function startStack(originEnv = {}) {
   const edgePort = await freePort();
-  origin = new Origin({
+  const origin = new Origin({
     LATCH_EDGE_URL: `http://127.0.0.1:${edgePort}`,
     LATCH_ACCESS_TOKEN_LIFETIME_SECS: String(ACCESS_LIFETIME_SECS),
     LATCH_COOKIE_SECURE: "false",
     LATCH_REFRESH_PATH: `${API_BASE}/session/refresh`,
+    ...originEnv,
   });
   await origin.start();
-  edge = await startEdge({
+  const edge = await startEdge({
     ORIGIN_URL: origin.url,
     UPSTREAM_URL: `http://127.0.0.1:${app.address().port}`,
     EDGE_SECRET,
@@ -127,8 +134,8 @@ before(async () => {
     CLAIM_RULES: "/api/admin/*: role includes admin",
     BLACKLIST_CACHE_SECS: "1",
   }, { port: edgePort });
-  browser = await launchChromium();
-});
+  return { origin, edge };
+}
 
 after(async () => {
   await browser?.close();
@@ -342,4 +349,35 @@ test("the signout path beside the refresh path is the edge's only for the curren
   assert.equal(own.json.path, `${API_BASE}/signout`, "the app answered its own route");
   assert.equal((await call(page, "/api/me")).status, 200, "and the session lives on");
   await context.close();
+});
+
+test("in custom-header mode the SDK's rid header is the anti-CSRF proof: its POSTs pass, a forged cross-site POST with the cookies does not, 4.2.0 passes same-origin", async (t) => {
+  const custom = await startStack({ LATCH_ANTI_CSRF_PROOF: "custom_header" });
+  t.after(async () => {
+    await custom.edge.mf.dispose();
+    await custom.origin.dispose();
+  });
+  const { context, page, seen } = await openApp("cookie", { site: custom.edge.url });
+  await call(page, "/login", { method: "POST" });
+  assert.equal(await page.evaluate(() => st.getUserId()), "Zoë 🚀");
+  const note = await call(page, "/api/notes", { method: "POST", body: "hello" });
+  assert.equal(note.status, 200, JSON.stringify(note.json));
+  assert.equal(seen.antiCsrf.at(-1), null, "no anti-CSRF token was handed out to echo");
+
+  const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  const forged = await fetch(`${custom.edge.url}/api/notes`, {
+    method: "POST", body: "forged", headers: { cookie, "sec-fetch-site": "cross-site", "content-type": "text/plain" },
+  });
+  assert.equal(forged.status, 440, await forged.text());
+  const scripted = await fetch(`${custom.edge.url}/api/notes`, {
+    method: "POST", body: "scripted", headers: { cookie, "sec-fetch-site": "cross-site", rid: "anti-csrf" },
+  });
+  assert.equal(scripted.status, 200, "what a script of an origin the CORS rules allow may send");
+  await context.close();
+
+  const old = await openApp("cookie", { sdk: "website4", site: custom.edge.url });
+  await call(old.page, "/login", { method: "POST" });
+  const sameOrigin = await call(old.page, "/api/notes", { method: "POST", body: "x" });
+  assert.equal(sameOrigin.status, 200, "4.2.0 sends no rid: the browser's Fetch Metadata proves it same-origin");
+  await old.context.close();
 });

@@ -155,8 +155,14 @@ settings! {
     rate_limit_address_per_minute: u64, env "LATCH_RATE_LIMIT_ADDRESS_PER_MINUTE", default 600;
     /// Refreshes and session creations one client address may make at once, 1 to 100000.
     rate_limit_address_burst: u64, env "LATCH_RATE_LIMIT_ADDRESS_BURST", default 300;
-    /// Embed an anti-CSRF token in access tokens (the seed's enableAntiCsrf).
+    /// Protect cookie-authenticated requests against cross-site forgery (the seed's
+    /// enableAntiCsrf); false turns every check off.
     anti_csrf: bool, env "LATCH_ANTI_CSRF", default true;
+    /// What proves a request genuine: token (an anti-CSRF token minted into the access token,
+    /// echoed in the anti-csrf header by both SDK generations) or custom_header (the rid header
+    /// today's SDKs send, supertokens-node's VIA_CUSTOM_HEADER, for SameSite=None cookies; no
+    /// token is minted, and supertokens-website 4.x passes only same-origin requests).
+    anti_csrf_proof: String, env "LATCH_ANTI_CSRF_PROOF", default "token";
     /// Where the edge checks the anti-csrf header on cookie-authenticated requests no route rule
     /// names: unsafe_methods (all but GET, HEAD, OPTIONS, TRACE), all_methods (the seed's
     /// getSession(req, res, true)) or never.

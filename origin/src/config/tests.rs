@@ -58,12 +58,14 @@ fn every_bad_value_is_named() {
     let err = Config::from_options(Options {
         anti_csrf_check: Some("sometimes".into()),
         anti_csrf_routes: Some("/api/*=all_methods, api=never".into()),
+        anti_csrf_proof: Some("cookie".into()),
         ..settings
     })
     .unwrap_err()
     .to_string();
     for name in [
         "anti_csrf_check",
+        "anti_csrf_proof: must be token or custom_header, not \"cookie\"",
         "anti_csrf_routes: \"api=never\"",
         "access_token_lifetime_secs",
         "refresh_token_lifetime_secs",
@@ -88,6 +90,16 @@ fn anti_csrf_rules_per_route_reach_the_published_policy() {
     assert_eq!(policy.check_for("/page"), CsrfCheck::Never);
     assert_eq!(policy.check_for("/api/orders"), CsrfCheck::AllMethods);
     assert_eq!(policy.check_for("/api/webhook"), CsrfCheck::Never);
+}
+
+#[test]
+fn custom_header_mode_reaches_the_published_policy_and_mints_no_token() {
+    let default = Config::from_options(postgres_options()).unwrap().anti_csrf;
+    assert!(default.mints_token() && !default.accepts_custom_header());
+    let settings = Options { anti_csrf_proof: Some("custom_header".into()), ..postgres_options() };
+    let policy = Config::from_options(settings).unwrap().anti_csrf;
+    assert!(policy.accepts_custom_header());
+    assert!(!policy.mints_token());
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, PathRule};
+use latch_shared::engine::{AntiCsrfPolicy, CsrfCheck, CsrfProof, PathRule};
 use latch_shared::protocol::{parse_same_site, CookiePolicy};
 use latch_shared::secret::Secret;
 use latch_shared::validate;
@@ -14,6 +14,14 @@ use super::{redact_url, BlacklistTarget, Config, ConfigError, Options};
 use crate::limits::Quota;
 
 /// Reads `never`, `unsafe_methods` or `all_methods`.
+fn parse_csrf_proof(text: &str) -> Option<CsrfProof> {
+    match text.trim() {
+        "token" => Some(CsrfProof::Token),
+        "custom_header" => Some(CsrfProof::CustomHeader),
+        _ => None,
+    }
+}
+
 fn parse_csrf_check(text: &str) -> Option<CsrfCheck> {
     match text.trim() {
         "never" => Some(CsrfCheck::Never),
@@ -190,7 +198,14 @@ impl Config {
                 )),
             }
         }
-        let anti_csrf = AntiCsrfPolicy { enabled: s.anti_csrf(), check, routes };
+        let proof = parse_csrf_proof(&s.anti_csrf_proof()).unwrap_or_else(|| {
+            errors.push(format!(
+                "anti_csrf_proof: must be token or custom_header, not {:?}",
+                s.anti_csrf_proof()
+            ));
+            CsrfProof::Token
+        });
+        let anti_csrf = AntiCsrfPolicy { enabled: s.anti_csrf(), proof, check, routes };
 
         let session_expired_status = s.session_expired_status();
         if !(400..=499).contains(&session_expired_status) {
