@@ -72,6 +72,7 @@ async fn login(Json(form): Json<LoginForm>) -> Response {
         user_id,
         jwt_payload: Some(json!({"name": name, "role": "member"})),
         session_info: Some(json!({"note": "", "theme": "light"})),
+        device: None,
     };
     let mut response = Json(json!({"status": "OK"})).into_response();
     // ASCII JSON (`\u` escapes): header values must be ASCII.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod devices;
 pub mod error;
 pub mod keys;
 pub mod limits;
@@ -108,6 +109,7 @@ pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<AppState> {
             audience: config.audience.clone(),
         },
         cookies: config.cookies.clone(),
+        devices: config.devices,
         outbox: Arc::new(outbox),
         metrics,
     };

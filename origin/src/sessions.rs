@@ -2,13 +2,14 @@
 //! and session info. Each operation is at most a couple of single statements, so no row is
 //! ever locked across a network round trip and both Postgres and SQLite serve it unchanged.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use latch_shared::access::{self, SessionClaims, VerifiedAccessToken, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, ExpiringToken, IssuedSession, JwtPayloadUpdate,
+    paths, CreateSessionRequest, DeviceSession, ExpiringToken, IssuedSession, JwtPayloadUpdate,
     ReissuedAccessToken, RevokeResponse, SessionTokens, SessionView, UserId, UserIdType,
     VerifyRequest, VerifyResponse,
 };
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 use crate::clock::{millis, Clock};
 use crate::db::Pool;
+use crate::devices::DevicePolicy;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{KeyManager, KeyRing};
 use crate::metrics::Metrics;
@@ -58,6 +60,7 @@ pub struct SessionService {
     pub(crate) clock: Clock,
     pub(crate) tokens: TokenPolicy,
     pub(crate) cookies: CookiePolicy,
+    pub(crate) devices: DevicePolicy,
     /// Blacklist entries and theft events, queued with the change they report.
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) metrics: Metrics,
@@ -130,6 +133,39 @@ struct Refreshed {
     jwt_payload: Option<String>,
     session_expires_at: i64,
     generation: i64,
+}
+
+/// A session's row for "your devices".
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    handle: String,
+    created_at: i64,
+    last_seen_at: i64,
+    device_browser: Option<String>,
+    device_os: Option<String>,
+    device_kind: Option<String>,
+    client_network: Option<String>,
+    place_country: Option<String>,
+    place_region: Option<String>,
+    place_city: Option<String>,
+}
+
+impl DeviceRow {
+    fn into_view(self, current: Option<&str>) -> DeviceSession {
+        DeviceSession {
+            current: current == Some(self.handle.as_str()),
+            handle: self.handle,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            browser: self.device_browser,
+            os: self.device_os,
+            device_kind: self.device_kind,
+            network: self.client_network,
+            country: self.place_country,
+            region: self.place_region,
+            city: self.place_city,
+        }
+    }
 }
 
 fn parse_json(text: Option<String>, what: &str) -> ApiResult<Option<Value>> {
@@ -218,7 +254,14 @@ impl SessionService {
         })
     }
 
-    pub async fn create(&self, request: CreateSessionRequest) -> ApiResult<IssuedSession> {
+    /// Creates a session for `request`, stored with what the device policy keeps of its
+    /// device and of the client's address.
+    pub async fn create(
+        &self,
+        request: CreateSessionRequest,
+        client: Option<IpAddr>,
+    ) -> ApiResult<IssuedSession> {
+        let device = self.devices.describe(request.device.as_ref(), client);
         let now = self.clock.now_ms();
         let handle = SessionHandle::generate(&mut OsRng);
         let refresh_token = self.rotation.first_token(handle.clone(), &mut OsRng);
@@ -245,8 +288,10 @@ impl SessionService {
         )?;
         sqlx::query(
             "INSERT INTO sessions (handle, user_id, user_id_type, current_hash, jwt_payload, \
-             session_info, created_at, expires_at, generation, proven_generation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0)",
+             session_info, created_at, expires_at, generation, proven_generation, last_seen_at, \
+             device_browser, device_os, device_kind, client_network, place_country, \
+             place_region, place_city) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $7, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(handle.as_str())
         .bind(request.user_id.as_text().into_owned())
@@ -256,6 +301,13 @@ impl SessionService {
         .bind(request.session_info.as_ref().map(Value::to_string))
         .bind(now)
         .bind(expires_at)
+        .bind(device.browser)
+        .bind(device.os)
+        .bind(device.kind)
+        .bind(device.network)
+        .bind(device.country)
+        .bind(device.region)
+        .bind(device.city)
         .execute(&self.pool)
         .await?;
         self.metrics.sessions_created.inc();
@@ -290,7 +342,7 @@ impl SessionService {
         // The compare-and-swap: only the current token rotates, exactly once.
         let rotated: Option<RotatedRow> = sqlx::query_as(
             "UPDATE sessions SET previous_hash = current_hash, current_hash = $1, \
-             generation = generation + 1, expires_at = $3 \
+             generation = generation + 1, expires_at = $3, last_seen_at = $2 \
              WHERE handle = $4 AND current_hash = $5 AND expires_at > $2 \
              RETURNING user_id, user_id_type, jwt_payload, generation",
         )
@@ -448,12 +500,14 @@ impl SessionService {
     /// session's current generation is proven, the refresh token before it is spent for good.
     /// Idempotent; an older generation, or a session that is gone, changes nothing.
     pub async fn prove_generation(&self, handle: &str, generation: i64) -> ApiResult<()> {
+        // The first use of each new access token is also when the session was last seen.
         let proven = sqlx::query(
-            "UPDATE sessions SET proven_generation = $1 \
+            "UPDATE sessions SET proven_generation = $1, last_seen_at = $3 \
              WHERE handle = $2 AND generation = $1 AND proven_generation < $1",
         )
         .bind(generation)
         .bind(handle)
+        .bind(self.clock.now_ms())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -661,6 +715,75 @@ impl SessionService {
         .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The user's live sessions with their devices, newest first; `current` is marked.
+    pub async fn user_devices(
+        &self,
+        user_id: &UserId,
+        current: Option<&str>,
+    ) -> ApiResult<Vec<DeviceSession>> {
+        let rows: Vec<DeviceRow> = sqlx::query_as(
+            "SELECT handle, created_at, COALESCE(last_seen_at, created_at) AS last_seen_at, \
+             device_browser, device_os, device_kind, client_network, place_country, \
+             place_region, place_city FROM sessions \
+             WHERE user_id = $1 AND user_id_type = $2 AND expires_at > $3 \
+             ORDER BY created_at DESC, handle",
+        )
+        .bind(user_id.as_text().into_owned())
+        .bind(StoredUserId::type_column(user_id))
+        .bind(self.clock.now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|row| row.into_view(current)).collect())
+    }
+
+    /// Revokes one session of the user ("sign out that device"); a handle that is not one of
+    /// the user's revokes nothing, as if it did not exist.
+    pub async fn revoke_user_device(
+        &self,
+        user_id: &UserId,
+        handle: &SessionHandle,
+    ) -> ApiResult<bool> {
+        let revoked = self.revoke_user_where(user_id, "handle = $3", handle.as_str()).await?;
+        Ok(!revoked.is_empty())
+    }
+
+    /// Revokes every session of the user but `keep` ("sign out other devices"); returns the
+    /// handles revoked.
+    pub async fn revoke_user_except(
+        &self,
+        user_id: &UserId,
+        keep: &SessionHandle,
+    ) -> ApiResult<Vec<String>> {
+        self.revoke_user_where(user_id, "handle <> $3", keep.as_str()).await
+    }
+
+    /// Deletes the user's sessions that match `condition` on `$3`, with their blacklist entries
+    /// queued in the same transaction.
+    async fn revoke_user_where(
+        &self,
+        user_id: &UserId,
+        condition: &'static str,
+        handle: &str,
+    ) -> ApiResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let handles: Vec<String> = sqlx::query_scalar(&format!(
+            "DELETE FROM sessions WHERE user_id = $1 AND user_id_type = $2 AND {condition} \
+             RETURNING handle"
+        ))
+        .bind(user_id.as_text().into_owned())
+        .bind(StoredUserId::type_column(user_id))
+        .bind(handle)
+        .fetch_all(&mut *tx)
+        .await?;
+        self.outbox.blacklist(&mut tx, &handles).await?;
+        tx.commit().await?;
+        if !handles.is_empty() {
+            self.outbox.wake();
+            self.metrics.sessions_revoked.inc_by(handles.len() as u64);
+        }
+        Ok(handles)
     }
 
     /// Deletes expired sessions in batches of [`PURGE_BATCH`]; returns how many. One statement

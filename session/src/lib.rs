@@ -448,7 +448,7 @@ impl Latch {
         jwt_payload: Option<Value>,
         session_info: Option<Value>,
     ) -> Result<IssuedSession, SessionError> {
-        let request = CreateSessionRequest { user_id, jwt_payload, session_info };
+        let request = CreateSessionRequest { user_id, jwt_payload, session_info, device: None };
         self.call(reqwest::Method::POST, paths::SESSIONS, Some(&request)).await
     }
 

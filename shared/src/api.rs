@@ -24,6 +24,11 @@ pub mod paths {
     pub const SESSION_USED: &str = "/v1/sessions/{handle}/used";
     /// `/v1/users/{user_id}/sessions`: GET lists handles, DELETE revokes all.
     pub const USER_SESSIONS: &str = "/v1/users/{user_id}/sessions";
+    /// `/v1/users/{user_id}/devices`: GET lists the user's sessions with their devices, newest
+    /// first; DELETE revokes all of them but `?except={handle}` ("sign out other devices").
+    pub const USER_DEVICES: &str = "/v1/users/{user_id}/devices";
+    /// `/v1/users/{user_id}/devices/{handle}`: DELETE revokes that session, if it is the user's.
+    pub const USER_DEVICE: &str = "/v1/users/{user_id}/devices/{handle}";
     pub const JWKS: &str = "/.well-known/jwks.json";
     /// The settings edge and origin share, with the keys (`crate::settings::SharedSettings`).
     pub const SETTINGS: &str = "/.well-known/latch-settings.json";
@@ -63,11 +68,31 @@ pub mod paths {
     /// [`USER_SESSIONS`] for one user: the id's text, percent-encoded, and for a numeric id
     /// `?user_id_type=number` (`7` and `"7"` are different users).
     pub fn user_sessions(user_id: &super::UserId) -> String {
-        let path = format!("/v1/users/{}/sessions", encode_segment(&user_id.as_text()));
-        match user_id {
-            super::UserId::Text(_) => path,
-            super::UserId::Number(_) => path + "?user_id_type=number",
+        user_path(user_id, "sessions", &[])
+    }
+
+    /// [`USER_DEVICES`] for one user, as [`user_sessions`]; `query` pairs are appended
+    /// (percent-encoded).
+    pub fn user_devices(user_id: &super::UserId, query: &[(&str, &str)]) -> String {
+        user_path(user_id, "devices", query)
+    }
+
+    /// [`USER_DEVICE`] for one session of one user.
+    pub fn user_device(user_id: &super::UserId, handle: &str) -> String {
+        user_path(user_id, &format!("devices/{}", encode_segment(handle)), &[])
+    }
+
+    fn user_path(user_id: &super::UserId, rest: &str, query: &[(&str, &str)]) -> String {
+        let mut path = format!("/v1/users/{}/{rest}", encode_segment(&user_id.as_text()));
+        let number =
+            matches!(user_id, super::UserId::Number(_)).then_some(("user_id_type", "number"));
+        for (at, (name, value)) in number.iter().chain(query).enumerate() {
+            path.push(if at == 0 { '?' } else { '&' });
+            path.push_str(name);
+            path.push('=');
+            path.push_str(&encode_segment(value));
         }
+        path
     }
 
     /// Percent-encodes one path segment (RFC 3986 unreserved characters pass unchanged).
@@ -115,6 +140,62 @@ pub struct CreateSessionRequest {
     pub jwt_payload: Option<Value>,
     #[serde(default)]
     pub session_info: Option<Value>,
+    /// What the client said of itself, for "your devices" (`DeviceReport`); the origin stores
+    /// what its settings allow. The client's address comes in `x-latch-client-address`.
+    #[serde(default)]
+    pub device: Option<DeviceReport>,
+}
+
+/// What a client says of itself when a session is made: the edge sends the request's
+/// `User-Agent` and Cloudflare's `request.cf` place. Never trusted for a security decision:
+/// any of it can be made up by the client (the place only by its network).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReport {
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// ISO 3166-1 alpha-2 country code (`cf.country`).
+    #[serde(default)]
+    pub country: Option<String>,
+    /// `cf.region`, e.g. `Île-de-France`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `cf.city`.
+    #[serde(default)]
+    pub city: Option<String>,
+}
+
+/// A session as its person sees it on a "your devices" page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSession {
+    pub handle: String,
+    /// Whether this is the session that asked (through the edge, or `?current=`).
+    pub current: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// The latest refresh, or first use of a new access token: at most one access-token
+    /// lifetime old. Milliseconds since the Unix epoch.
+    pub last_seen_at: i64,
+    /// The browser with its major version, e.g. `Chrome 131`.
+    pub browser: Option<String>,
+    /// e.g. `Windows 10`, `iPhone`, `Android`.
+    pub os: Option<String>,
+    /// `pc`, `smartphone`, `mobilephone`, `appliance` or `crawler`.
+    pub device_kind: Option<String>,
+    /// The client's network: its address truncated (e.g. `203.0.113.0/24`).
+    pub network: Option<String>,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+}
+
+/// Answer to `GET /v1/users/{user_id}/devices`: newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceList {
+    pub sessions: Vec<DeviceSession>,
 }
 
 /// `PUT /v1/sessions/{handle}/jwt-payload`: the seed era's `updateJWTPayload` (today's

@@ -194,6 +194,7 @@ mod tests {
             user_id: UserId::Text("Zoë 🚀".into()),
             jwt_payload: Some(serde_json::json!({"name": "Zoë"})),
             session_info: None,
+            device: None,
         };
         let header = login_instruction(&request);
         assert!(header.is_ascii(), "{header}");

@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                     user_id: UserId::Text("creator".into()),
                     jwt_payload: None,
                     session_info: None,
+                    device: None,
                 };
                 creator.create(request).await.expect("a create succeeds");
                 latencies.push(started.elapsed());

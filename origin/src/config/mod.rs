@@ -17,6 +17,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use latch_shared::engine::AntiCsrfPolicy;
+
+use crate::devices::DevicePolicy;
 use latch_shared::protocol::CookiePolicy;
 use latch_shared::secret::Secret;
 
@@ -64,6 +66,8 @@ pub struct Config {
     pub rate_limit_per_address: Quota,
     pub request_timeout: Duration,
     pub anti_csrf: AntiCsrfPolicy,
+    /// What "your devices" stores of a new session.
+    pub devices: DevicePolicy,
     pub cookies: CookiePolicy,
     pub session_expired_status: u16,
     pub blacklist: BlacklistTarget,

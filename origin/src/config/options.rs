@@ -170,6 +170,17 @@ settings! {
     /// Per-route anti-CSRF checks at the edge, comma-separated: /exact=CHECK or /prefix/*=CHECK,
     /// CHECK as in --anti-csrf-check; the most specific rule wins.
     anti_csrf_routes: String, env "LATCH_ANTI_CSRF_ROUTES";
+    /// "Your devices": store the browser, OS and kind of device parsed from a new session's
+    /// User-Agent (never the header itself).
+    device_user_agent: bool, env "LATCH_DEVICE_USER_AGENT", default true;
+    /// "Your devices": leading bits of a new session's IPv4 address stored as its network,
+    /// 0 (no address stored) to 32.
+    device_ipv4_prefix: u64, env "LATCH_DEVICE_IPV4_PREFIX", default 24;
+    /// "Your devices": leading bits of an IPv6 address stored, 0 (none) to 128.
+    device_ipv6_prefix: u64, env "LATCH_DEVICE_IPV6_PREFIX", default 48;
+    /// "Your devices": store the country, region and city Cloudflare reports for the request
+    /// that made a session.
+    device_place: bool, env "LATCH_DEVICE_PLACE", default true;
     /// Cookie Domain attribute; unset: host-only cookies.
     cookie_domain: String, env "LATCH_COOKIE_DOMAIN";
     /// Cookie Secure attribute.

@@ -11,9 +11,10 @@ use latch_shared::validate;
 
 use super::secrets::dev_secret;
 use super::{redact_url, BlacklistTarget, Config, ConfigError, Options};
+use crate::devices::DevicePolicy;
 use crate::limits::Quota;
 
-/// Reads `never`, `unsafe_methods` or `all_methods`.
+/// Reads `token` or `custom_header`.
 fn parse_csrf_proof(text: &str) -> Option<CsrfProof> {
     match text.trim() {
         "token" => Some(CsrfProof::Token),
@@ -22,6 +23,7 @@ fn parse_csrf_proof(text: &str) -> Option<CsrfProof> {
     }
 }
 
+/// Reads `never`, `unsafe_methods` or `all_methods`.
 fn parse_csrf_check(text: &str) -> Option<CsrfCheck> {
     match text.trim() {
         "never" => Some(CsrfCheck::Never),
@@ -153,6 +155,18 @@ impl Config {
                 0,
             ),
             burst: count("rate_limit_address_burst", s.rate_limit_address_burst(), 1),
+        };
+        let mut prefix = |name: &str, value: u64, max: u8| -> u8 {
+            if value > u64::from(max) {
+                errors.push(format!("{name}: {value} is outside 0..={max}"));
+            }
+            value.min(u64::from(max)) as u8
+        };
+        let devices = DevicePolicy {
+            user_agent: s.device_user_agent(),
+            ipv4_prefix: prefix("device_ipv4_prefix", s.device_ipv4_prefix(), 32),
+            ipv6_prefix: prefix("device_ipv6_prefix", s.device_ipv6_prefix(), 128),
+            place: s.device_place(),
         };
         if refresh_token_lifetime <= access_token_lifetime {
             errors
@@ -307,6 +321,7 @@ impl Config {
             rate_limit_per_address,
             request_timeout,
             anti_csrf,
+            devices,
             cookies,
             session_expired_status,
             blacklist,

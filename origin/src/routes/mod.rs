@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource, handlers thin over [`crate::sessions`].
 
 mod admin;
+mod devices;
 mod documents;
 pub mod openapi;
 mod sessions;
@@ -55,6 +56,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::get_info, sessions::update_info))
         .routes(routes!(sessions::update_jwt_payload))
         .routes(routes!(users::list, users::revoke_all))
+        .routes(routes!(devices::list, devices::revoke_others))
+        .routes(routes!(devices::revoke))
         .routes(routes!(admin::rotate_keys))
         .routes(routes!(admin::caller))
         .routes(routes!(documents::jwks))

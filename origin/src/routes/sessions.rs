@@ -37,7 +37,7 @@ pub async fn create(
     Json(request): Json<CreateSessionRequest>,
 ) -> ApiResult<Json<IssuedSession>> {
     state.limits.create(client)?;
-    Ok(Json(state.sessions.create(request).await?))
+    Ok(Json(state.sessions.create(request, client).await?))
 }
 
 /// Rotates a refresh token; a reused one is theft and revokes the session.

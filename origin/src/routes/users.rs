@@ -20,12 +20,12 @@ pub struct UserIdQuery {
     /// form.
     #[serde(default)]
     #[param(inline)]
-    user_id_type: UserIdType,
+    pub(super) user_id_type: UserIdType,
 }
 
-fn user_id(segment: &str, query: &UserIdQuery) -> ApiResult<UserId> {
-    UserId::from_path(segment, query.user_id_type)
-        .map_err(|err| ApiError::BadRequest(err.to_string()))
+/// The user id a path segment names, with its type.
+pub(super) fn user_id(segment: &str, kind: UserIdType) -> ApiResult<UserId> {
+    UserId::from_path(segment, kind).map_err(|err| ApiError::BadRequest(err.to_string()))
 }
 
 /// The handles of the user's live sessions, oldest first.
@@ -50,7 +50,7 @@ pub async fn list(
     Path(segment): Path<String>,
     Query(query): Query<UserIdQuery>,
 ) -> ApiResult<Json<SessionHandles>> {
-    let user_id = user_id(&segment, &query)?;
+    let user_id = user_id(&segment, query.user_id_type)?;
     Ok(Json(SessionHandles { handles: state.sessions.user_sessions(&user_id).await? }))
 }
 
@@ -76,6 +76,6 @@ pub async fn revoke_all(
     Path(segment): Path<String>,
     Query(query): Query<UserIdQuery>,
 ) -> ApiResult<Json<SessionHandles>> {
-    let user_id = user_id(&segment, &query)?;
+    let user_id = user_id(&segment, query.user_id_type)?;
     Ok(Json(SessionHandles { handles: state.sessions.revoke_user(&user_id).await? }))
 }
