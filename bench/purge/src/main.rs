@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
                     session_info: None,
                     device: None,
                 };
-                creator.create(request).await.expect("a create succeeds");
+                creator.create(request, None).await.expect("a create succeeds");
                 latencies.push(started.elapsed());
             }
             latencies
