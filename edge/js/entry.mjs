@@ -28,10 +28,12 @@ async function handle(request, env, ctx) {
   }
   if (!plan.ok) return reply(request, internalError);
   const h = request.headers;
+  const cf = request.cf;
   const facts = JSON.stringify({
     method: request.method,
     url: request.url,
     headers: plan.fact_headers.map((name) => h.get(name)),
+    place: cf ? { country: cf.country, region: cf.region, city: cf.city } : undefined,
   });
   const id = (nextId = (nextId + 1) >>> 0);
   let step = JSON.parse(edge.start(id, facts));

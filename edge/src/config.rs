@@ -51,6 +51,9 @@ pub struct EdgeConfig {
     pub blacklist_cache_secs: u64,
     pub signout_path: String,
     pub session_info_path: String,
+    /// "Your devices" for the signed-in user: GET lists, DELETE signs out the others,
+    /// DELETE `{path}/{handle}` signs out one.
+    pub devices_path: String,
     /// How long the origin's settings document (with its keys) is reused before a refetch.
     pub settings_cache_secs: u64,
     /// The least time between two fetches from the origin on an unknown `kid` (whatever the
@@ -102,6 +105,7 @@ impl EdgeConfig {
         let blacklist_cache = text("BLACKLIST_CACHE_SECS", Some("10"));
         let signout_path = text("SIGNOUT_PATH", Some("/session/signout"));
         let session_info_path = text("SESSION_INFO_PATH", Some("/session/info"));
+        let devices_path = text("DEVICES_PATH", Some("/session/devices"));
         let settings_cache = text("SETTINGS_CACHE_SECS", Some("300"));
         let cooldown = text("JWKS_REFETCH_COOLDOWN_SECS", Some("1"));
         let max_stale = text("MAX_STALE_KEYS_SECS", Some("3600"));
@@ -191,9 +195,11 @@ impl EdgeConfig {
                 ));
             }
         }
-        for (name, path) in
-            [("SIGNOUT_PATH", &signout_path), ("SESSION_INFO_PATH", &session_info_path)]
-        {
+        for (name, path) in [
+            ("SIGNOUT_PATH", &signout_path),
+            ("SESSION_INFO_PATH", &session_info_path),
+            ("DEVICES_PATH", &devices_path),
+        ] {
             if !path.starts_with('/') {
                 errors.push(format!("{name} must start with '/', not {path:?}"));
             }
@@ -279,6 +285,7 @@ impl EdgeConfig {
             blacklist_cache_secs,
             signout_path,
             session_info_path,
+            devices_path,
             settings_cache_secs,
             jwks_refetch_cooldown_secs,
             max_stale_keys_secs,

@@ -8,7 +8,9 @@
 //! `apiBasePath` is the refresh path without `/session/refresh` (the origin's
 //! `LATCH_REFRESH_PATH`), so the refresh token's cookie path serves both generations.
 
-use latch_shared::api::{paths, BlacklistRequest, IssuedSession, RevokeResponse, MAX_BODY_BYTES};
+use latch_shared::api::{
+    paths, BlacklistRequest, IssuedSession, RevokeResponse, SessionHandles, MAX_BODY_BYTES,
+};
 use latch_shared::engine;
 use latch_shared::error::codes;
 use latch_shared::protocol::ResponseHeader;
@@ -25,7 +27,7 @@ use crate::step::{BlacklistWrite, Request, Step};
 use crate::{navigation, origin};
 
 /// An endpoint of the edge's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// A CORS preflight.
     Preflight,
@@ -40,6 +42,35 @@ pub enum Endpoint {
     Refresh,
     /// A page without JavaScript refreshing (`crate::navigation`): rotate, then back.
     RefreshHop,
+    /// "Your devices" for the signed-in user, at the devices path.
+    Devices(DevicesCall),
+}
+
+/// What a request to the devices path asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicesCall {
+    /// `GET`: the user's sessions with their devices, this one marked `current`.
+    List,
+    /// `DELETE`: sign out every other device.
+    SignOutOthers,
+    /// `DELETE {path}/{handle}`: sign out that one.
+    SignOut(String),
+}
+
+impl DevicesCall {
+    fn of(request: &Request, devices_path: &str) -> Option<DevicesCall> {
+        let rest = request.path.strip_prefix(devices_path)?;
+        match (request.method.as_str(), rest) {
+            ("GET", "") => Some(DevicesCall::List),
+            ("DELETE", "") => Some(DevicesCall::SignOutOthers),
+            ("DELETE", rest) => {
+                let handle =
+                    rest.strip_prefix('/').filter(|h| !h.is_empty() && !h.contains('/'))?;
+                Some(DevicesCall::SignOut(handle.to_owned()))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Endpoint {
@@ -55,7 +86,7 @@ impl Endpoint {
         } else if path == config.session_info_path && matches!(method, "GET" | "PUT") {
             Some(Endpoint::SessionInfo { update: method == "PUT" })
         } else {
-            None
+            DevicesCall::of(request, &config.devices_path).map(Endpoint::Devices)
         }
     }
 
@@ -141,10 +172,46 @@ async fn session_endpoint(
             };
             Ok(Reply::json(200, cx.call_origin(call).await?))
         }
+        Endpoint::Devices(call) => devices(cx, call, settings).await,
         Endpoint::Preflight | Endpoint::BlacklistHook => {
             Err(EdgeError::Internal(format!("{endpoint:?} is not a session endpoint")))
         }
     }
+}
+
+/// "Your devices": the origin's answer for the signed-in user (the user id and the asking
+/// session from the verified access token, never from the request). Devices signed out are
+/// blacklisted here at once, as the origin's own delivery will too.
+async fn devices(
+    cx: &mut Exchange,
+    call: DevicesCall,
+    settings: &SharedSettings,
+) -> Result<Reply, EdgeError> {
+    let claims = cx.authenticate().await?.verified.claims;
+    let (user_id, current) = (claims.user_id(), claims.sid);
+    let config = cx.config.clone();
+    let origin_call = match &call {
+        DevicesCall::List => {
+            return Ok(Reply::json(
+                200,
+                cx.call_origin(origin::devices(&config, &user_id, &current)).await?,
+            ));
+        }
+        DevicesCall::SignOutOthers => origin::sign_out_other_devices(&config, &user_id, &current),
+        DevicesCall::SignOut(handle) => {
+            origin::sign_out_device(&config, &user_id, handle, &current)
+        }
+    };
+    let revoked: SessionHandles = cx.call_origin_json(origin_call).await?;
+    for handle in &revoked.handles {
+        cx.blacklist(handle, settings.blacklist_ttl_secs()).await;
+    }
+    let body =
+        serde_json::to_string(&revoked).map_err(|err| EdgeError::Internal(err.to_string()))?;
+    // Signing out this very device is signing out: its cookies go too.
+    let this_one = revoked.handles.contains(&current);
+    let reply = Reply::json(200, body);
+    Ok(if this_one { reply.with(&settings.cookies.clear_headers()) } else { reply })
 }
 
 /// The most the edge holds of a body it passes to the origin, which enforces its own, smaller

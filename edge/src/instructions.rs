@@ -71,9 +71,11 @@ pub async fn apply(
 }
 
 async fn login(cx: &mut Exchange, text: &str) -> Result<IssuedSession, EdgeError> {
-    let request = parse_login_instruction(text).map_err(|err| {
+    let mut request = parse_login_instruction(text).map_err(|err| {
         EdgeError::Internal(format!("the app sent a bad login instruction: {err}"))
     })?;
+    // What the browser and Cloudflare said of the device, for "your devices".
+    request.device = Some(cx.request.device_report());
     let call = origin::create(&cx.config, &request);
     cx.call_origin_json(call).await
 }

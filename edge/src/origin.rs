@@ -4,7 +4,7 @@
 //! request's trace context (`crate::exchange::Exchange::call_origin`).
 
 use latch_shared::api::{
-    paths, CreateSessionRequest, JwtPayloadUpdate, RefreshRequest, UsageReport,
+    paths, CreateSessionRequest, JwtPayloadUpdate, RefreshRequest, UsageReport, UserId,
 };
 use latch_shared::SessionError;
 use serde::de::DeserializeOwned;
@@ -39,6 +39,27 @@ pub fn report_use(config: &EdgeConfig, handle: &str, generation: u64) -> OriginC
 
 pub fn revoke(config: &EdgeConfig, handle: &str) -> OriginCall {
     call(config, "DELETE", &paths::session(handle), None)
+}
+
+/// The user's sessions with their devices, `current` (the session asking) marked.
+pub fn devices(config: &EdgeConfig, user_id: &UserId, current: &str) -> OriginCall {
+    call(config, "GET", &paths::user_devices(user_id, &[("current", current)]), None)
+}
+
+/// Signs out every other session of the user than `keep`, the session asking.
+pub fn sign_out_other_devices(config: &EdgeConfig, user_id: &UserId, keep: &str) -> OriginCall {
+    call(config, "DELETE", &paths::user_devices(user_id, &[("except", keep)]), None)
+}
+
+/// Signs out the user's session `handle`, for the session `current`.
+pub fn sign_out_device(
+    config: &EdgeConfig,
+    user_id: &UserId,
+    handle: &str,
+    current: &str,
+) -> OriginCall {
+    let path = paths::user_device(user_id, handle, &[("current", current)]);
+    call(config, "DELETE", &path, None)
 }
 
 /// The session info, answered as the origin's JSON text (`{"session_info": …}`).

@@ -7,7 +7,7 @@
 //! The entry is a loop: `step = machine.resume(outcome)` until the step is [`Step::Respond`],
 //! [`Step::Amend`] or a [`Step::Forward`] whose answer carries no instruction of the app's.
 
-use latch_shared::api::CLIENT_ADDRESS_HEADER;
+use latch_shared::api::{DeviceReport, CLIENT_ADDRESS_HEADER};
 use latch_shared::engine;
 use latch_shared::identity::{FORWARDED_FOR_HEADER, FORWARDED_HOST_HEADER, FORWARDED_PROTO_HEADER};
 use latch_shared::protocol::ANTI_CSRF_HEADER;
@@ -19,7 +19,7 @@ use crate::respond::Reply;
 
 /// The request headers the machine reads, in the order the entry passes their values in
 /// [`Facts::headers`].
-pub const FACT_HEADERS: [&str; 14] = [
+pub const FACT_HEADERS: [&str; 15] = [
     "cookie",
     "authorization",
     ANTI_CSRF_HEADER,
@@ -34,15 +34,30 @@ pub const FACT_HEADERS: [&str; 14] = [
     "content-length",
     AUTH_MODE_HEADER,
     RID_HEADER,
+    "user-agent",
 ];
 
-/// A request as the entry hands it over: its method, its URL and the values of
-/// [`FACT_HEADERS`] (`null` where absent).
+/// A request as the entry hands it over: its method, its URL, the values of
+/// [`FACT_HEADERS`] (`null` where absent) and Cloudflare's place for it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Facts {
     pub method: String,
     pub url: String,
     pub headers: Vec<Option<String>>,
+    /// `request.cf`'s `country`, `region` and `city` (absent outside Cloudflare).
+    #[serde(default)]
+    pub place: Place,
+}
+
+/// Where Cloudflare places the client, from `request.cf`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Place {
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
 }
 
 /// The facts with names: what the rest of the edge reads.
@@ -73,6 +88,8 @@ pub struct Request {
     pub dialect: Dialect,
     /// Whether the request carries `rid` (custom-header mode's anti-CSRF proof).
     pub rid: bool,
+    pub user_agent: Option<String>,
+    pub place: Place,
 }
 
 impl Request {
@@ -99,6 +116,19 @@ impl Request {
             content_length: next().and_then(|value| value.trim().parse().ok()),
             dialect: Dialect::of_request(next().as_deref()),
             rid: next().is_some(),
+            user_agent: next(),
+            place: facts.place,
+        }
+    }
+
+    /// What the request says of its device, for a session it creates ("your devices"; the
+    /// origin keeps what its settings allow).
+    pub fn device_report(&self) -> DeviceReport {
+        DeviceReport {
+            user_agent: self.user_agent.clone(),
+            country: self.place.country.clone(),
+            region: self.place.region.clone(),
+            city: self.place.city.clone(),
         }
     }
 
@@ -377,16 +407,22 @@ mod tests {
         headers[9] = Some("00-abc".to_owned());
         headers[11] = Some(" 42 ".to_owned());
         headers[13] = Some(String::new());
+        headers[14] = Some("Mozilla/5.0 (Zoë's phone)".to_owned());
+        let place = Place { city: Some("Zürich".into()), ..Place::default() };
         let request = Request::from_facts(Facts {
             method: "POST".into(),
             url: "http://h/p?q".into(),
             headers,
+            place,
         });
         assert_eq!(request.cookie.as_deref(), Some("sAccessToken=t"));
         assert_eq!(request.traceparent.as_deref(), Some("00-abc"));
         assert_eq!(request.content_length, Some(42));
         assert!(request.rid, "an empty rid is still the custom header");
         assert_eq!(request.target(), "/p?q");
+        let device = request.device_report();
+        assert_eq!(device.user_agent.as_deref(), Some("Mozilla/5.0 (Zoë's phone)"));
+        assert_eq!((device.city.as_deref(), device.country), (Some("Zürich"), None));
     }
 
     #[test]
@@ -395,6 +431,7 @@ mod tests {
             method: "GET".into(),
             url: "http://h/".into(),
             headers: vec![],
+            ..Facts::default()
         });
         assert!(request.cookie.is_none() && request.client_address.is_none());
     }

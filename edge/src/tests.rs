@@ -80,6 +80,7 @@ impl Entry {
             method: method.into(),
             url: format!("https://site.test{path}"),
             headers: values,
+            ..Facts::default()
         })
     }
 }

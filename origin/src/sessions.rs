@@ -717,11 +717,12 @@ impl SessionService {
         .await?)
     }
 
-    /// The user's live sessions with their devices, newest first; `current` is marked.
+    /// The user's live sessions with their devices, newest first; `current`, the session
+    /// asking, is marked, and must be one of them (a revoked device sees nothing).
     pub async fn user_devices(
         &self,
         user_id: &UserId,
-        current: Option<&str>,
+        current: Option<&SessionHandle>,
     ) -> ApiResult<Vec<DeviceSession>> {
         let rows: Vec<DeviceRow> = sqlx::query_as(
             "SELECT handle, created_at, COALESCE(last_seen_at, created_at) AS last_seen_at, \
@@ -735,46 +736,68 @@ impl SessionService {
         .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?;
+        let current = current.map(SessionHandle::as_str);
+        if current.is_some_and(|current| !rows.iter().any(|row| row.handle == current)) {
+            return Err(SessionError::unauthorised("session does not exist anymore").into());
+        }
         Ok(rows.into_iter().map(|row| row.into_view(current)).collect())
     }
 
     /// Revokes one session of the user ("sign out that device"); a handle that is not one of
-    /// the user's revokes nothing, as if it did not exist.
+    /// the user's revokes nothing, as if it did not exist. `asking`, the session asking (if
+    /// any), must be live: a device already signed out signs out no other.
     pub async fn revoke_user_device(
         &self,
         user_id: &UserId,
         handle: &SessionHandle,
+        asking: Option<&SessionHandle>,
     ) -> ApiResult<bool> {
-        let revoked = self.revoke_user_where(user_id, "handle = $3", handle.as_str()).await?;
+        let revoked = self.revoke_user_where(user_id, "handle = $3", handle, asking).await?;
         Ok(!revoked.is_empty())
     }
 
-    /// Revokes every session of the user but `keep` ("sign out other devices"); returns the
-    /// handles revoked.
+    /// Revokes every session of the user but `keep`, the session asking, which must be live
+    /// ("sign out other devices"); returns the handles revoked.
     pub async fn revoke_user_except(
         &self,
         user_id: &UserId,
         keep: &SessionHandle,
     ) -> ApiResult<Vec<String>> {
-        self.revoke_user_where(user_id, "handle <> $3", keep.as_str()).await
+        self.revoke_user_where(user_id, "handle <> $3", keep, Some(keep)).await
     }
 
     /// Deletes the user's sessions that match `condition` on `$3`, with their blacklist entries
-    /// queued in the same transaction.
+    /// queued in the same transaction, once `asking` is found live in it.
     async fn revoke_user_where(
         &self,
         user_id: &UserId,
         condition: &'static str,
-        handle: &str,
+        handle: &SessionHandle,
+        asking: Option<&SessionHandle>,
     ) -> ApiResult<Vec<String>> {
         let mut tx = self.pool.begin().await?;
+        if let Some(asking) = asking {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM sessions WHERE handle = $1 AND user_id = $2 AND user_id_type = $3 \
+                 AND expires_at > $4",
+            )
+            .bind(asking.as_str())
+            .bind(user_id.as_text().into_owned())
+            .bind(StoredUserId::type_column(user_id))
+            .bind(self.clock.now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.is_none() {
+                return Err(SessionError::unauthorised("session does not exist anymore").into());
+            }
+        }
         let handles: Vec<String> = sqlx::query_scalar(&format!(
             "DELETE FROM sessions WHERE user_id = $1 AND user_id_type = $2 AND {condition} \
              RETURNING handle"
         ))
         .bind(user_id.as_text().into_owned())
         .bind(StoredUserId::type_column(user_id))
-        .bind(handle)
+        .bind(handle.as_str())
         .fetch_all(&mut *tx)
         .await?;
         self.outbox.blacklist(&mut tx, &handles).await?;

@@ -16,6 +16,7 @@ on_both_stores!(
     last_seen_moves_at_refresh_and_first_use_of_a_new_token,
     signing_out_other_devices_keeps_the_current_one_and_blacklists_the_rest,
     a_user_cannot_sign_out_another_users_session,
+    a_device_already_signed_out_can_neither_list_nor_sign_out_the_others,
 );
 
 const FIREFOX_LINUX: &str =
@@ -43,8 +44,8 @@ async fn create_from(origin: &Origin, user: &str, agent: &str, address: &str, ci
 }
 
 async fn devices(origin: &Origin, user: &str, current: &str) -> Vec<Value> {
-    let reply =
-        origin.api(Method::GET, &format!("/v1/users/{user}/devices?current={current}"), None).await;
+    let query = if current.is_empty() { String::new() } else { format!("?current={current}") };
+    let reply = origin.api(Method::GET, &format!("/v1/users/{user}/devices{query}"), None).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body["sessions"].as_array().unwrap().clone()
 }
@@ -161,4 +162,25 @@ async fn a_user_cannot_sign_out_another_users_session(store: Store) {
     let reply = origin.edge(Method::DELETE, &path, None).await;
     assert_eq!(reply.body["handles"], json!([handle(&mine)]));
     assert_eq!(origin.verify(&access_token(&mine)).await.error(), "UNAUTHORISED");
+}
+
+async fn a_device_already_signed_out_can_neither_list_nor_sign_out_the_others(store: Store) {
+    let origin = Origin::start(&store).await;
+    let owner = create_from(&origin, "eve", FIREFOX_LINUX, "203.0.113.1", "Lyon").await;
+    let stolen = create_from(&origin, "eve", CHROME_ANDROID, "198.51.100.1", "Nice").await;
+    let path = format!("/v1/users/eve/devices?except={}", handle(&owner));
+    assert_eq!(origin.edge(Method::DELETE, &path, None).await.status, StatusCode::OK);
+    // The stolen phone's access token still verifies until it expires; the origin's records
+    // do not, and every device operation names the session asking.
+    let list = format!("/v1/users/eve/devices?current={}", handle(&stolen));
+    assert_eq!(origin.edge(Method::GET, &list, None).await.error(), "UNAUTHORISED");
+    let others = format!("/v1/users/eve/devices?except={}", handle(&stolen));
+    assert_eq!(origin.edge(Method::DELETE, &others, None).await.error(), "UNAUTHORISED");
+    let one = format!("/v1/users/eve/devices/{}?current={}", handle(&owner), handle(&stolen));
+    assert_eq!(origin.edge(Method::DELETE, &one, None).await.error(), "UNAUTHORISED");
+    assert_eq!(
+        origin.verify(&access_token(&owner)).await.status,
+        StatusCode::OK,
+        "the owner stays"
+    );
 }

@@ -15,7 +15,8 @@ on_both_stores!(
     numeric_and_string_ids_are_different_users_given_back_with_their_type,
     a_direct_verify_of_the_successor_spends_the_previous_refresh_token,
     the_session_object_replaces_its_jwt_payload_and_hands_over_the_reissued_token,
-    a_header_mode_refresh_from_todays_sdk_gets_its_tokens_in_headers_and_a_cookie_one_cookies
+    a_header_mode_refresh_from_todays_sdk_gets_its_tokens_in_headers_and_a_cookie_one_cookies,
+    the_session_object_lists_its_users_devices_and_signs_out_the_others
 );
 
 /// Serves the origin's router on a real port.
@@ -275,4 +276,30 @@ async fn a_header_mode_refresh_from_todays_sdk_gets_its_tokens_in_headers_and_a_
     let refreshed = latch.refresh_session(&cookie_mode).await.unwrap();
     let names: Vec<_> = refreshed.headers.0.iter().map(|h| h.name.as_str()).collect();
     assert!(names.contains(&"set-cookie") && !names.contains(&"st-refresh-token"), "{names:?}");
+}
+
+async fn the_session_object_lists_its_users_devices_and_signs_out_the_others(store: Store) {
+    let origin = Origin::start(&store).await;
+    let url = serve(&origin).await;
+    let latch = Latch::new(&url, API_KEY, Verification::Direct);
+    let zoe = UserId::Text("Zoë".into());
+    let phone =
+        serde_json::to_value(latch.create_new_session(zoe.clone(), None, None).await.unwrap())
+            .unwrap();
+    let laptop =
+        serde_json::to_value(latch.create_new_session(zoe.clone(), None, None).await.unwrap())
+            .unwrap();
+    let tablet =
+        serde_json::to_value(latch.create_new_session(zoe, None, None).await.unwrap()).unwrap();
+    let session =
+        latch.get_session(&browser_headers(&laptop, None), &Method::GET, false).await.unwrap();
+    let devices = session.list_devices().await.unwrap();
+    assert_eq!(devices.len(), 3);
+    let current: Vec<_> = devices.iter().filter(|d| d.current).map(|d| d.handle.clone()).collect();
+    assert_eq!(current, [handle(&laptop)]);
+    assert!(session.sign_out_device(&handle(&tablet)).await.unwrap());
+    assert!(!session.sign_out_device(&handle(&tablet)).await.unwrap(), "already gone");
+    assert_eq!(session.sign_out_other_devices().await.unwrap(), [handle(&phone)]);
+    let left = session.list_devices().await.unwrap();
+    assert_eq!(left.iter().map(|d| d.handle.clone()).collect::<Vec<_>>(), [handle(&laptop)]);
 }

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Method};
 use latch_shared::access::{VerifiedAccessToken, Verifier, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, IssuedSession, JwtPayloadUpdate, RefreshRequest,
-    ReissuedAccessToken, RevokeResponse, SessionHandles, SessionInfo, UsageReport, UserId,
+    paths, CreateSessionRequest, DeviceList, DeviceSession, IssuedSession, JwtPayloadUpdate,
+    RefreshRequest, ReissuedAccessToken, RevokeResponse, SessionHandles, SessionInfo, UsageReport,
+    UserId,
 };
 use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
@@ -682,6 +683,32 @@ impl Session {
         };
         self.jwt_payload = jwt_payload;
         Ok(SessionHeaders(headers))
+    }
+
+    /// "Your devices": the user's sessions with what they were made from, newest first, this
+    /// one marked `current` (one database read).
+    pub async fn list_devices(&self) -> Result<Vec<DeviceSession>, SessionError> {
+        let path = paths::user_devices(&self.user_id, &[("current", &self.handle)]);
+        let list: DeviceList = self.latch.call(reqwest::Method::GET, &path, None::<&()>).await?;
+        Ok(list.sessions)
+    }
+
+    /// Signs out the user's session `handle` ("that lost phone"), blacklisted at the edge by
+    /// the origin; false if it was none of the user's. This session must still be live.
+    pub async fn sign_out_device(&self, handle: &str) -> Result<bool, SessionError> {
+        let path = paths::user_device(&self.user_id, handle, &[("current", &self.handle)]);
+        let revoked: SessionHandles =
+            self.latch.call(reqwest::Method::DELETE, &path, None::<&()>).await?;
+        Ok(!revoked.handles.is_empty())
+    }
+
+    /// Signs out every other device of the user, keeping this session; returns the handles
+    /// revoked.
+    pub async fn sign_out_other_devices(&self) -> Result<Vec<String>, SessionError> {
+        let path = paths::user_devices(&self.user_id, &[("except", &self.handle)]);
+        let revoked: SessionHandles =
+            self.latch.call(reqwest::Method::DELETE, &path, None::<&()>).await?;
+        Ok(revoked.handles)
     }
 
     /// Revokes this session (one database write; the origin blacklists it at the edge) and

@@ -77,9 +77,9 @@ pub mod paths {
         user_path(user_id, "devices", query)
     }
 
-    /// [`USER_DEVICE`] for one session of one user.
-    pub fn user_device(user_id: &super::UserId, handle: &str) -> String {
-        user_path(user_id, &format!("devices/{}", encode_segment(handle)), &[])
+    /// [`USER_DEVICE`] for one session of one user, `query` as for [`user_devices`].
+    pub fn user_device(user_id: &super::UserId, handle: &str, query: &[(&str, &str)]) -> String {
+        user_path(user_id, &format!("devices/{}", encode_segment(handle)), query)
     }
 
     fn user_path(user_id: &super::UserId, rest: &str, query: &[(&str, &str)]) -> String {
@@ -396,6 +396,16 @@ mod tests {
             paths::user_sessions(&UserId::Number(7)),
             "/v1/users/7/sessions?user_id_type=number"
         );
+        let zoe = UserId::Text("Zoë".into());
+        assert_eq!(
+            paths::user_devices(&zoe, &[("current", "h 1")]),
+            "/v1/users/Zo%C3%AB/devices?current=h%201"
+        );
+        assert_eq!(
+            paths::user_device(&UserId::Number(7), "h1", &[("current", "h2")]),
+            "/v1/users/7/devices/h1?user_id_type=number&current=h2"
+        );
+        assert_eq!(paths::user_device(&zoe, "h1", &[]), "/v1/users/Zo%C3%AB/devices/h1");
     }
 
     #[test]

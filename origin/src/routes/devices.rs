@@ -7,8 +7,8 @@ use latch_shared::api::{paths, DeviceList, SessionHandles, UserIdType};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::openapi::CallErrors;
-use super::users::{user_id, UserIdQuery};
+use super::openapi::{CallErrors, SessionErrors};
+use super::users::user_id;
 use super::{Json, Query};
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -24,7 +24,21 @@ pub struct ListQuery {
     #[serde(default)]
     #[param(inline)]
     user_id_type: UserIdType,
-    /// The session asking: marked `current`.
+    /// The session asking: marked `current`. It must be live: a device already signed out
+    /// is answered UNAUTHORISED.
+    current: Option<String>,
+}
+
+/// `?current={handle}`: the session asking, if any.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AskingQuery {
+    /// `number` when the user id is a JSON number.
+    #[serde(default)]
+    #[param(inline)]
+    user_id_type: UserIdType,
+    /// The session asking. It must be live: a device already signed out signs out no other.
     current: Option<String>,
 }
 
@@ -37,7 +51,7 @@ pub struct ExceptQuery {
     #[serde(default)]
     #[param(inline)]
     user_id_type: UserIdType,
-    /// The session to keep (the one asking).
+    /// The session to keep: the one asking, which must be live.
     except: String,
 }
 
@@ -46,7 +60,7 @@ pub struct ExceptQuery {
     get,
     path = paths::USER_DEVICES,
     params(("user_id" = String, Path, description = "The user id's text, percent-encoded"), ListQuery),
-    responses((status = 200, description = "The sessions", body = DeviceList), CallErrors),
+    responses((status = 200, description = "The sessions", body = DeviceList), CallErrors, SessionErrors),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "devices"
 )]
@@ -57,7 +71,8 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<DeviceList>> {
     let user_id = user_id(&segment, query.user_id_type)?;
-    let sessions = state.sessions.user_devices(&user_id, query.current.as_deref()).await?;
+    let current = query.current.as_deref().map(parse_handle).transpose()?;
+    let sessions = state.sessions.user_devices(&user_id, current.as_ref()).await?;
     Ok(Json(DeviceList { sessions }))
 }
 
@@ -67,7 +82,7 @@ pub async fn list(
     delete,
     path = paths::USER_DEVICES,
     params(("user_id" = String, Path, description = "The user id's text, percent-encoded"), ExceptQuery),
-    responses((status = 200, description = "The handles revoked", body = SessionHandles), CallErrors),
+    responses((status = 200, description = "The handles revoked", body = SessionHandles), CallErrors, SessionErrors),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "devices"
 )]
@@ -90,9 +105,9 @@ pub async fn revoke_others(
     params(
         ("user_id" = String, Path, description = "The user id's text, percent-encoded"),
         ("handle" = String, Path, description = "The session handle"),
-        UserIdQuery,
+        AskingQuery,
     ),
-    responses((status = 200, description = "The handle, if it was revoked", body = SessionHandles), CallErrors),
+    responses((status = 200, description = "The handle, if it was revoked", body = SessionHandles), CallErrors, SessionErrors),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "devices"
 )]
@@ -100,10 +115,11 @@ pub async fn revoke(
     _: Caller,
     State(state): State<AppState>,
     Path((segment, handle)): Path<(String, String)>,
-    Query(query): Query<UserIdQuery>,
+    Query(query): Query<AskingQuery>,
 ) -> ApiResult<Json<SessionHandles>> {
     let user_id = user_id(&segment, query.user_id_type)?;
     let handle = parse_handle(&handle)?;
-    let revoked = state.sessions.revoke_user_device(&user_id, &handle).await?;
+    let asking = query.current.as_deref().map(parse_handle).transpose()?;
+    let revoked = state.sessions.revoke_user_device(&user_id, &handle, asking.as_ref()).await?;
     Ok(Json(SessionHandles { handles: revoked.then(|| handle.to_string()).into_iter().collect() }))
 }
