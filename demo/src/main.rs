@@ -3,19 +3,19 @@
 //! - `POST /login` (public at the edge): any name logs in; the app tells the edge with the
 //!   `x-latch-login` response header, and the edge creates the session and sets the cookies.
 //! - `/api/*` (protected): the user's id, JWT payload and session info, an editor for the info,
-//!   the user's sessions with "revoke", logout through `Session::revoke_session`, and
+//!   logout through `Session::revoke_session`, and
 //!   `POST /api/promote`, a new JWT payload through `Session::update_jwt_payload`.
+//! - "Your devices" on `/app.html` is the edge's own `DEVICES_PATH`: no code here.
 //! - Pages and the frontend SDKs are static files: `supertokens-website` 4.2.0 on `/` and
 //!   `/app.html`, today's 20.1.6 on `/current.html`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use axum::{Form, Json, Router};
 use clap::Parser;
 use latch_session::{ClearSession, Latch, Session, SessionRejection, Verification};
@@ -122,33 +122,6 @@ async fn update_info(
     Ok(Json(json!({"session_info": body.session_info})))
 }
 
-async fn sessions(
-    State(latch): State<Latch>,
-    session: Session,
-) -> Result<Json<Value>, SessionRejection> {
-    let handles = latch.get_all_session_handles_for_user(session.get_user_id()).await?;
-    Ok(Json(json!({"current": session.get_handle(), "handles": handles})))
-}
-
-async fn revoke_other(
-    State(latch): State<Latch>,
-    session: Session,
-    Path(handle): Path<String>,
-) -> Result<Response, SessionRejection> {
-    // Only the user's own sessions may be revoked from here.
-    let mine = latch.get_all_session_handles_for_user(session.get_user_id()).await?;
-    if !mine.contains(&handle) {
-        return Ok((
-            StatusCode::NOT_FOUND,
-            [(CONTENT_TYPE, "application/json")],
-            error_body(codes::NOT_FOUND, "no such session"),
-        )
-            .into_response());
-    }
-    let revoked = latch.revoke_session_using_session_handle(&handle).await?;
-    Ok(Json(json!({"revoked": revoked})).into_response())
-}
-
 /// A server-rendered page with no JavaScript at all: the edge keeps it signed in across
 /// access-token expiry and sends it to the login page when the session is over.
 async fn plain_page(session: Session) -> Result<Html<String>, SessionRejection> {
@@ -219,8 +192,6 @@ async fn main() {
         .route("/api/me", get(me))
         .route("/api/info", put(update_info))
         .route("/api/promote", post(promote))
-        .route("/api/sessions", get(sessions))
-        .route("/api/sessions/{handle}", delete(revoke_other))
         .route("/logout", post(logout))
         .route("/plain", get(plain_page))
         .route("/plain/note", post(plain_note))

@@ -40,30 +40,48 @@ async function loadMe() {
   return me;
 }
 
+// "Your devices": the edge's own endpoint (DEVICES_PATH) answers for the signed-in user; the
+// app has no code for it.
+const DEVICES = "/session/devices";
+
+function describe(device) {
+  const what = [device.browser, device.os && `on ${device.os}`].filter(Boolean).join(" ") || "Unknown device";
+  const where = [device.city, device.region, device.country].filter(Boolean).join(", ");
+  const seen = new Date(device.last_seen_at).toLocaleString();
+  return [what, device.device_kind, where, device.network, `last seen ${seen}`].filter(Boolean).join(" · ");
+}
+
 async function loadSessions() {
-  const { current, handles } = await api("/api/sessions");
+  const { sessions } = await api(DEVICES);
   const list = $("sessions");
-  list.replaceChildren(...handles.map((handle) => {
+  list.replaceChildren(...sessions.map((device) => {
     const item = document.createElement("li");
-    item.dataset.handle = handle;
+    item.dataset.handle = device.handle;
     const label = document.createElement("span");
-    label.textContent = handle === current ? `${handle} (this one)` : handle;
+    label.className = "device";
+    label.textContent = device.current ? `${describe(device)} (this device)` : describe(device);
     item.append(label);
-    if (handle !== current) {
+    if (!device.current) {
       const revoke = document.createElement("button");
       revoke.className = "secondary revoke";
-      revoke.textContent = "Revoke";
+      revoke.textContent = "Sign out";
       revoke.addEventListener("click", async () => {
-        await api(`/api/sessions/${handle}`, { method: "DELETE" });
-        status("Session revoked.");
+        await api(`${DEVICES}/${encodeURIComponent(device.handle)}`, { method: "DELETE" });
+        status("That device is signed out.");
         await loadSessions();
       });
       item.append(revoke);
     }
     return item;
   }));
+  $("sign-out-others").hidden = sessions.length < 2;
 }
 
+$("sign-out-others").addEventListener("click", async () => {
+  const { handles } = await api(DEVICES, { method: "DELETE" });
+  status(`${handles.length} other device${handles.length === 1 ? "" : "s"} signed out.`);
+  await loadSessions();
+});
 $("reload").addEventListener("click", () => loadMe().then(loadSessions).catch((e) => status(e.message, true)));
 $("save-info").addEventListener("click", async () => {
   let value;

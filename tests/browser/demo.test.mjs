@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, freePort, launchChromium, sleep, startEdge, API_KEY } from "../support.mjs";
+import { ASSERTION_KEYS, EDGE_SECRET, Origin, ROOT, freePort, launchChromium, sleep, startEdge, API_KEY, asciiJson } from "../support.mjs";
 
 const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
@@ -268,4 +268,45 @@ test("the demo's page on today's SDK (supertokens-website 20.1.6): sign in as Zo
   assert.equal(await page.textContent("#status"), "Signed out.");
   assert.equal((await page.evaluate(async () => (await fetch("/api/me")).status)), 401);
   await context.close();
+});
+
+test("your devices: one person in two browsers sees both with browser, OS and place, signs out the other, and it is refused", async () => {
+  // Miniflare lets a request say what Cloudflare's `request.cf` would: the place of each device
+  // (ASCII JSON: a header is not UTF-8).
+  const device = (userAgent, cf) => browser.newContext({ userAgent, extraHTTPHeaders: { "MF-CF-Blob": asciiJson(cf) } });
+  const laptop = await device(
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    { country: "FR", region: "Île-de-France", city: "Paris" },
+  );
+  const phone = await device(
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    { country: "CH", region: "Zürich", city: "Zürich" },
+  );
+  const phonePage = await signIn(phone, "Zoë devices");
+  const page = await signIn(laptop, "Zoë devices");
+  await page.waitForFunction(() => document.querySelectorAll("#sessions li").length === 2);
+  const rows = await page.locator("#sessions li .device").allTextContents();
+  assert.match(rows[0], /^Firefox 133 on Linux · pc · Paris, Île-de-France, FR · .* \(this device\)$/, rows[0]);
+  assert.match(rows[1], /^Chrome 131 on Android · smartphone · Zürich, Zürich, CH · /, rows[1]);
+  assert.doesNotMatch(rows.join(" "), /127\.0\.0\.1/, "an address is shown only as its network");
+  await shot(page, "10-your-devices");
+
+  const phoneCookie = (await phone.cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  assert.equal((await fetch(`${edge.url}/api/me`, { headers: { cookie: phoneCookie } })).status, 200);
+  await page.click("#sign-out-others");
+  await page.waitForFunction(() => document.querySelectorAll("#sessions li").length === 1);
+  assert.match(await page.textContent("#status"), /1 other device signed out/);
+  // Refused within the blacklist delay (BLACKLIST_CACHE_SECS=1), though its token is unexpired.
+  let status;
+  for (let i = 0; i < 30; i++) {
+    status = (await fetch(`${edge.url}/api/me`, { headers: { cookie: phoneCookie } })).status;
+    if (status === 440) break;
+    await sleep(100);
+  }
+  assert.equal(status, 440, "the signed-out phone's next request is refused");
+  await reload(phonePage);
+  await phonePage.waitForFunction(() => document.body.dataset.signedOut === "true");
+  assert.equal((await fetch(`${edge.url}/api/me`, { headers: { cookie: (await laptop.cookies()).map((c) => `${c.name}=${c.value}`).join("; ") } })).status, 200, "this device stays");
+  await laptop.close();
+  await phone.close();
 });
