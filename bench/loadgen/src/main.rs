@@ -40,6 +40,13 @@ struct Args {
     seconds: u64,
     #[arg(long, default_value_t = 2)]
     warmup_seconds: u64,
+    /// Latch only: creates carry a device report and a client address, as the edge sends them
+    /// ("your devices"), so their parsing and storage are measured.
+    #[arg(long)]
+    device: bool,
+    /// The name the run is reported under (default: the target's).
+    #[arg(long)]
+    label: Option<String>,
 }
 
 struct Client {
@@ -59,14 +66,22 @@ impl Client {
         }
     }
 
-    async fn call(&self, operation: Operation, body: Value) -> anyhow::Result<Value> {
-        let response = self
+    async fn call(&self, operation: Operation, mut body: Value) -> anyhow::Result<Value> {
+        let mut request = self
             .http
             .post(format!("{}{}", self.args.base_url, self.path(operation)))
-            .bearer_auth(&self.args.api_key)
-            .json(&body)
-            .send()
-            .await?;
+            .bearer_auth(&self.args.api_key);
+        if self.args.device && matches!(operation, Operation::Create) {
+            body["device"] = json!({
+                "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                    (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+                "country": "FR",
+                "region": "Île-de-France",
+                "city": "Paris",
+            });
+            request = request.header("x-latch-client-address", "203.0.113.77");
+        }
+        let response = request.json(&body).send().await?;
         let status = response.status();
         let body: Value = response.json().await?;
         anyhow::ensure!(status.is_success(), "{status}: {body}");
@@ -161,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         json!({
-            "target": format!("{:?}", args.target).to_lowercase(),
+            "target": args.label.clone().unwrap_or_else(|| format!("{:?}", args.target).to_lowercase()),
             "operation": format!("{:?}", args.operation).to_lowercase(),
             "concurrency": args.concurrency,
             "seconds": args.seconds,
