@@ -46,18 +46,7 @@ pub struct Facts {
     pub headers: Vec<Option<String>>,
     /// `request.cf`'s `country`, `region` and `city` (absent outside Cloudflare).
     #[serde(default)]
-    pub place: Place,
-}
-
-/// Where Cloudflare places the client, from `request.cf`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct Place {
-    #[serde(default)]
-    pub country: Option<String>,
-    #[serde(default)]
-    pub region: Option<String>,
-    #[serde(default)]
-    pub city: Option<String>,
+    pub place: DeviceReport,
 }
 
 /// The facts with names: what the rest of the edge reads.
@@ -89,7 +78,8 @@ pub struct Request {
     /// Whether the request carries `rid` (custom-header mode's anti-CSRF proof).
     pub rid: bool,
     pub user_agent: Option<String>,
-    pub place: Place,
+    /// Cloudflare's place for the request (no `user_agent` in it).
+    pub place: DeviceReport,
 }
 
 impl Request {
@@ -124,12 +114,7 @@ impl Request {
     /// What the request says of its device, for a session it creates ("your devices"; the
     /// origin keeps what its settings allow).
     pub fn device_report(&self) -> DeviceReport {
-        DeviceReport {
-            user_agent: self.user_agent.clone(),
-            country: self.place.country.clone(),
-            region: self.place.region.clone(),
-            city: self.place.city.clone(),
-        }
+        DeviceReport { user_agent: self.user_agent.clone(), ..self.place.clone() }
     }
 
     /// The forwarding headers the app gets (`latch_shared::identity`): the client's address
@@ -408,7 +393,7 @@ mod tests {
         headers[11] = Some(" 42 ".to_owned());
         headers[13] = Some(String::new());
         headers[14] = Some("Mozilla/5.0 (Zoë's phone)".to_owned());
-        let place = Place { city: Some("Zürich".into()), ..Place::default() };
+        let place = DeviceReport { city: Some("Zürich".into()), ..DeviceReport::default() };
         let request = Request::from_facts(Facts {
             method: "POST".into(),
             url: "http://h/p?q".into(),

@@ -76,25 +76,25 @@ impl DevicePolicy {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(address),
             v4 => v4,
         };
-        match address {
+        let (bits, network) = match address {
             IpAddr::V4(v4) => {
                 let bits = self.ipv4_prefix.min(32);
-                (bits > 0).then(|| {
-                    let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-                    let network = std::net::Ipv4Addr::from(u32::from(v4) & mask);
-                    format!("{network}/{bits}")
-                })
+                (bits, IpAddr::V4((keep_leading(u32::from(v4).into(), 32, bits) as u32).into()))
             }
             IpAddr::V6(v6) => {
                 let bits = self.ipv6_prefix.min(128);
-                (bits > 0).then(|| {
-                    let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-                    let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
-                    format!("{network}/{bits}")
-                })
+                (bits, IpAddr::V6(keep_leading(u128::from(v6), 128, bits).into()))
             }
-        }
+        };
+        (bits > 0).then(|| format!("{network}/{bits}"))
     }
+}
+
+/// The leading `bits` of an address `width` bits wide, the rest zero.
+fn keep_leading(address: u128, width: u32, bits: u8) -> u128 {
+    let dropped = width - u32::from(bits);
+    let mask = u128::MAX.checked_shl(dropped).unwrap_or(0);
+    address & mask
 }
 
 /// Browser (with its major version), OS and kind of device, where the parser recognises them.

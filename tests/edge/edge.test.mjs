@@ -556,6 +556,44 @@ test("session info is read and overwritten for the verified session only", async
   assert.equal(anonymous.status, 440);
 });
 
+test("your devices answer for the verified user only: anti-CSRF on sign-outs, another user's session out of reach, the user agent recorded", async () => {
+  const login = async (user, userAgent) => {
+    const browser = new Browser(edge.url);
+    const res = await browser.fetch(`/login?user=${user}`, { headers: { "user-agent": userAgent } });
+    assert.equal(res.status, 200, res.text);
+    return browser;
+  };
+  const laptop = await login("devi", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0");
+  const phone = await login("devi", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1");
+  const stranger = await login("other", "curl/8");
+  const listed = await laptop.fetch("/session/devices");
+  assert.equal(listed.status, 200, listed.text);
+  assert.deepEqual(listed.json.sessions.map((s) => [s.browser, s.os, s.current]).sort(), [["Firefox 133", "Linux", true], ["Safari 17", "iPhone", false]]);
+  const phoneHandle = listed.json.sessions.find((s) => !s.current).handle;
+  const strangerHandle = (await stranger.fetch("/session/devices")).json.sessions[0].handle;
+
+  // A cross-site form has no anti-csrf header: it signs nothing out.
+  const forged = await laptop.fetch("/session/devices", { method: "DELETE", csrf: false });
+  assert.equal(forged.status, 440);
+  assert.equal((await phone.fetch("/public/x")).status, 200);
+  assert.equal((await phone.fetch("/private")).status, 200, "the phone is still signed in");
+  // Another user's handle is out of reach.
+  const reach = await laptop.fetch(`/session/devices/${strangerHandle}`, { method: "DELETE" });
+  assert.deepEqual(reach.json, { handles: [] });
+  assert.equal((await stranger.fetch("/private")).status, 200);
+  // Signing out the phone blacklists it at once.
+  const copy = phone.clone();
+  const out = await laptop.fetch(`/session/devices/${phoneHandle}`, { method: "DELETE" });
+  assert.deepEqual(out.json, { handles: [phoneHandle] });
+  assert.equal((await phone.fetch("/private")).status, 440, "refused at once, though its token is unexpired");
+  const late = await copy.fetch("/session/devices");
+  assert.equal(late.status, 440, "a signed-out device lists nothing");
+  assert.equal(late.json.error, "UNAUTHORISED");
+  assert.equal((await copy.fetch("/session/devices", { method: "DELETE" })).status, 440, "nor signs out the others");
+  assert.equal((await laptop.fetch("/private")).status, 200);
+  assert.equal((await fetch(`${edge.url}/session/devices`)).status, 440, "no session, no list");
+});
+
 test("revocation by the origin's API reaches the edge's blacklist", async () => {
   const { browser } = await login("ivy");
   const onOptional = browser.clone();

@@ -15,21 +15,7 @@ use crate::error::ApiResult;
 use crate::sessions::parse_handle;
 use crate::AppState;
 
-/// `?current={handle}` marks the asking session in the list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// `number` when the user id is a JSON number.
-    #[serde(default)]
-    #[param(inline)]
-    user_id_type: UserIdType,
-    /// The session asking: marked `current`. It must be live: a device already signed out
-    /// is answered UNAUTHORISED.
-    current: Option<String>,
-}
-
-/// `?current={handle}`: the session asking, if any.
+/// `?current={handle}`: the session asking, if any, marked `current` in a list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -38,7 +24,8 @@ pub struct AskingQuery {
     #[serde(default)]
     #[param(inline)]
     user_id_type: UserIdType,
-    /// The session asking. It must be live: a device already signed out signs out no other.
+    /// The session asking. It must be live: a device already signed out is answered
+    /// UNAUTHORISED, and signs out no other.
     current: Option<String>,
 }
 
@@ -59,7 +46,7 @@ pub struct ExceptQuery {
 #[utoipa::path(
     get,
     path = paths::USER_DEVICES,
-    params(("user_id" = String, Path, description = "The user id's text, percent-encoded"), ListQuery),
+    params(("user_id" = String, Path, description = "The user id's text, percent-encoded"), AskingQuery),
     responses((status = 200, description = "The sessions", body = DeviceList), CallErrors, SessionErrors),
     security(("apiKey" = []), ("edgeSecret" = [])),
     tag = "devices"
@@ -68,7 +55,7 @@ pub async fn list(
     _: Caller,
     State(state): State<AppState>,
     Path(segment): Path<String>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<AskingQuery>,
 ) -> ApiResult<Json<DeviceList>> {
     let user_id = user_id(&segment, query.user_id_type)?;
     let current = query.current.as_deref().map(parse_handle).transpose()?;
