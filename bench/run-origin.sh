@@ -21,11 +21,16 @@ scripts/bootstrap.sh --for bench >/dev/null
 cargo build --quiet --release -p latch-origin -p latch-loadgen
 BASELINE_BIN=""
 if [ -n "${BASELINE_REV:-}" ]; then
-  BASELINE_TREE="$(mktemp -d /tmp/latch-bench-baseline.XXXXXX)"
-  git worktree add --quiet --detach "$BASELINE_TREE" "$BASELINE_REV"
-  (cd "$BASELINE_TREE" && cargo build --quiet --release -p latch-origin --target-dir "$ROOT/target/baseline")
-  git worktree remove --force "$BASELINE_TREE"
   BASELINE_BIN="$ROOT/target/baseline/release/latch-origin"
+  commit="$(git rev-parse "$BASELINE_REV^{commit}")"
+  # Built once per revision: a worktree's new path would make cargo build it all again.
+  if [ "$(cat "$ROOT/target/baseline/REV" 2>/dev/null)" != "$commit" ] || [ ! -x "$BASELINE_BIN" ]; then
+    BASELINE_TREE="$(mktemp -d /tmp/latch-bench-baseline.XXXXXX)"
+    git worktree add --quiet --detach "$BASELINE_TREE" "$commit"
+    (cd "$BASELINE_TREE" && cargo build --quiet --release -p latch-origin --target-dir "$ROOT/target/baseline")
+    git worktree remove --force "$BASELINE_TREE"
+    echo "$commit" > "$ROOT/target/baseline/REV"
+  fi
 fi
 
 PG_DIR="$(mktemp -d /tmp/latch-bench-pg.XXXXXX)"
@@ -67,8 +72,12 @@ done
 
 : > "$OUT.lines"
 for round in $(seq 1 "$ROUNDS"); do
+  # Odd rounds run the baseline after Latch, even rounds before it: whichever follows the
+  # seed's run meets the work it left in Postgres.
+  order="$TARGETS"
+  if [ -n "$BASELINE_BIN" ] && [ $((round % 2)) -eq 0 ]; then order="seed baseline latch"; fi
   for operation in create refresh verify; do
-    for target in $TARGETS; do
+    for target in $order; do
       case "$target" in
         latch) args=(--target latch --device --base-url "http://127.0.0.1:$LATCH_PORT") ;;
         baseline) args=(--target latch --label baseline --base-url "http://127.0.0.1:$BASELINE_PORT") ;;
