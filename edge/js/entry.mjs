@@ -21,6 +21,17 @@ let nextId = 0;
 
 const START = '{"outcome":"start"}';
 
+/** The request's User-Agent and Cloudflare's place for it, as the origin stores a device. */
+function device(request) {
+  const cf = request.cf;
+  return {
+    user_agent: request.headers.get("user-agent") ?? undefined,
+    country: cf?.country,
+    region: cf?.region,
+    city: cf?.city,
+  };
+}
+
 async function handle(request, env, ctx) {
   if (plan === null) {
     plan = JSON.parse(edge.configure(env));
@@ -28,12 +39,10 @@ async function handle(request, env, ctx) {
   }
   if (!plan.ok) return reply(request, internalError);
   const h = request.headers;
-  const cf = request.cf;
   const facts = JSON.stringify({
     method: request.method,
     url: request.url,
     headers: plan.fact_headers.map((name) => h.get(name)),
-    place: cf ? { country: cf.country, region: cf.region, city: cf.city } : undefined,
   });
   const id = (nextId = (nextId + 1) >>> 0);
   let step = JSON.parse(edge.start(id, facts));
@@ -65,6 +74,8 @@ async function handle(request, env, ctx) {
             logout: answer.headers.has(plan.instructions[1]),
             jwt_payload: answer.headers.get(plan.instructions[2]),
           };
+          // Only for a login, "your devices": request.cf is built when first touched.
+          if (outcome.login !== null) outcome.device = device(request);
           break;
         default:
           outcome = await perform(step, request, env);

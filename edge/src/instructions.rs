@@ -5,7 +5,7 @@
 //! answer that sets session cookies is never stored by a cache: its `Cache-Control` is
 //! replaced, not added to.
 
-use latch_shared::api::{IssuedSession, ReissuedAccessToken, RevokeResponse};
+use latch_shared::api::{DeviceReport, IssuedSession, ReissuedAccessToken, RevokeResponse};
 use latch_shared::engine;
 use latch_shared::identity::{
     parse_jwt_payload_instruction, parse_login_instruction, JWT_PAYLOAD_HEADER, LOGIN_HEADER,
@@ -44,7 +44,7 @@ pub async fn apply(
             Some(handle) => Some(handle),
             None => cx.displaced_session().await,
         };
-        let issued = login(&mut cx, &text).await;
+        let issued = login(&mut cx, &text, instruction.device).await;
         if let (Ok(_), Some(handle)) = (&issued, displaced) {
             end_displaced(&mut cx, &handle, settings.blacklist_ttl_secs()).await;
         }
@@ -70,12 +70,16 @@ pub async fn apply(
     }
 }
 
-async fn login(cx: &mut Exchange, text: &str) -> Result<IssuedSession, EdgeError> {
+async fn login(
+    cx: &mut Exchange,
+    text: &str,
+    device: DeviceReport,
+) -> Result<IssuedSession, EdgeError> {
     let mut request = parse_login_instruction(text).map_err(|err| {
         EdgeError::Internal(format!("the app sent a bad login instruction: {err}"))
     })?;
     // What the browser and Cloudflare said of the device, for "your devices".
-    request.device = Some(cx.request.device_report());
+    request.device = Some(device);
     let call = origin::create(&cx.config, &request);
     cx.call_origin_json(call).await
 }

@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use latch_shared::api::DeviceReport;
+
 use crate::respond::internal_error;
 use crate::step::{BlacklistWrite, Forward, OriginCall, Outcome, Step};
 
@@ -67,6 +69,8 @@ pub struct AppInstruction {
     pub logout: bool,
     /// A new JWT payload for the request's session (`x-latch-jwt-payload`'s value).
     pub jwt_payload: Option<String>,
+    /// With a login instruction: the request's device, for "your devices".
+    pub device: DeviceReport,
 }
 
 /// The origin's answer, before it is read (`crate::origin::read_answer`).
@@ -158,8 +162,8 @@ impl Io {
     /// entry ends the request itself otherwise); `Err` when the app could not be reached.
     pub async fn forward(&self, forward: Forward) -> Result<AppInstruction, ()> {
         match self.perform(Step::Forward(forward)).await {
-            Outcome::App { login, logout, jwt_payload } => {
-                Ok(AppInstruction { login, logout, jwt_payload })
+            Outcome::App { login, logout, jwt_payload, device } => {
+                Ok(AppInstruction { login, logout, jwt_payload, device })
             }
             _ => Err(()),
         }

@@ -19,7 +19,7 @@ use crate::respond::Reply;
 
 /// The request headers the machine reads, in the order the entry passes their values in
 /// [`Facts::headers`].
-pub const FACT_HEADERS: [&str; 15] = [
+pub const FACT_HEADERS: [&str; 14] = [
     "cookie",
     "authorization",
     ANTI_CSRF_HEADER,
@@ -34,19 +34,15 @@ pub const FACT_HEADERS: [&str; 15] = [
     "content-length",
     AUTH_MODE_HEADER,
     RID_HEADER,
-    "user-agent",
 ];
 
-/// A request as the entry hands it over: its method, its URL, the values of
-/// [`FACT_HEADERS`] (`null` where absent) and Cloudflare's place for it.
+/// A request as the entry hands it over: its method, its URL and the values of
+/// [`FACT_HEADERS`] (`null` where absent).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Facts {
     pub method: String,
     pub url: String,
     pub headers: Vec<Option<String>>,
-    /// `request.cf`'s `country`, `region` and `city` (absent outside Cloudflare).
-    #[serde(default)]
-    pub place: DeviceReport,
 }
 
 /// The facts with names: what the rest of the edge reads.
@@ -77,9 +73,6 @@ pub struct Request {
     pub dialect: Dialect,
     /// Whether the request carries `rid` (custom-header mode's anti-CSRF proof).
     pub rid: bool,
-    pub user_agent: Option<String>,
-    /// Cloudflare's place for the request (no `user_agent` in it).
-    pub place: DeviceReport,
 }
 
 impl Request {
@@ -106,15 +99,7 @@ impl Request {
             content_length: next().and_then(|value| value.trim().parse().ok()),
             dialect: Dialect::of_request(next().as_deref()),
             rid: next().is_some(),
-            user_agent: next(),
-            place: facts.place,
         }
-    }
-
-    /// What the request says of its device, for a session it creates ("your devices"; the
-    /// origin keeps what its settings allow).
-    pub fn device_report(&self) -> DeviceReport {
-        DeviceReport { user_agent: self.user_agent.clone(), ..self.place.clone() }
     }
 
     /// The forwarding headers the app gets (`latch_shared::identity`): the client's address
@@ -348,6 +333,11 @@ pub enum Outcome {
         logout: bool,
         #[serde(default)]
         jwt_payload: Option<String>,
+        /// With a login instruction only: the request's `User-Agent` and `request.cf`'s
+        /// country, region and city, for "your devices" (read then, not on every request:
+        /// `request.cf` is built when first touched).
+        #[serde(default)]
+        device: DeviceReport,
     },
     /// The app could not be reached.
     AppUnreachable,
@@ -392,22 +382,16 @@ mod tests {
         headers[9] = Some("00-abc".to_owned());
         headers[11] = Some(" 42 ".to_owned());
         headers[13] = Some(String::new());
-        headers[14] = Some("Mozilla/5.0 (Zoë's phone)".to_owned());
-        let place = DeviceReport { city: Some("Zürich".into()), ..DeviceReport::default() };
         let request = Request::from_facts(Facts {
             method: "POST".into(),
             url: "http://h/p?q".into(),
             headers,
-            place,
         });
         assert_eq!(request.cookie.as_deref(), Some("sAccessToken=t"));
         assert_eq!(request.traceparent.as_deref(), Some("00-abc"));
         assert_eq!(request.content_length, Some(42));
         assert!(request.rid, "an empty rid is still the custom header");
         assert_eq!(request.target(), "/p?q");
-        let device = request.device_report();
-        assert_eq!(device.user_agent.as_deref(), Some("Mozilla/5.0 (Zoë's phone)"));
-        assert_eq!((device.city.as_deref(), device.country), (Some("Zürich"), None));
     }
 
     #[test]

@@ -128,9 +128,12 @@ fn the_app_and_every_origin_call_of_one_request_see_one_trace() {
     let Step::Sign { input } = machine.resume(entry.settings_document()) else { panic!() };
     let Step::Forward(forward) = machine.resume(signed(&input)) else { panic!() };
     let at_app = header(&forward.set, "traceparent").expect("a trace is made").to_owned();
-    let Step::CallOrigin(revoke) =
-        machine.resume(Outcome::App { login: None, logout: true, jwt_payload: None })
-    else {
+    let Step::CallOrigin(revoke) = machine.resume(Outcome::App {
+        login: None,
+        logout: true,
+        jwt_payload: None,
+        device: Default::default(),
+    }) else {
         panic!()
     };
     assert_eq!(revoke.method, "DELETE");
@@ -168,4 +171,31 @@ fn a_public_route_is_one_step_and_forwards_with_only_the_forwarding_headers() {
     // The settings are loaded now: the next public request is decided in its first step.
     let mut next = entry.request("GET", "/public/b", &[]);
     assert!(matches!(next.resume(Outcome::Start), Step::Forward(_)));
+}
+
+#[test]
+fn a_login_sends_the_origin_the_device_the_entry_read_for_it() {
+    let entry = Entry::new(&[("PUBLIC_PATHS", "/login")]);
+    let client = [("cf-connecting-ip", "203.0.113.9".to_owned())];
+    let mut machine = entry.request("POST", "/login", &client);
+    assert!(matches!(machine.resume(Outcome::Start), Step::LoadSettings { .. }));
+    assert!(matches!(machine.resume(entry.settings_document()), Step::Forward(_)));
+    let device = latch_shared::api::DeviceReport {
+        user_agent: Some("Mozilla/5.0 (Zoë's phone)".into()),
+        country: Some("CH".into()),
+        region: None,
+        city: Some("Zürich".into()),
+    };
+    let Step::CallOrigin(create) = machine.resume(Outcome::App {
+        login: Some(r#"{"user_id":"Zoë"}"#.into()),
+        logout: false,
+        jwt_payload: None,
+        device: device.clone(),
+    }) else {
+        panic!()
+    };
+    let body: latch_shared::api::CreateSessionRequest =
+        serde_json::from_str(create.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body.device, Some(device), "the app's instruction plus what the entry read");
+    assert_eq!(header(&create.headers, "x-latch-client-address"), Some("203.0.113.9"));
 }
