@@ -400,7 +400,6 @@ mod tests {
             method: "GET".into(),
             url: "http://h/".into(),
             headers: vec![],
-            ..Facts::default()
         });
         assert!(request.cookie.is_none() && request.client_address.is_none());
     }

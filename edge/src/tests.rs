@@ -80,7 +80,6 @@ impl Entry {
             method: method.into(),
             url: format!("https://site.test{path}"),
             headers: values,
-            ..Facts::default()
         })
     }
 }

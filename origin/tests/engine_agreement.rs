@@ -173,8 +173,7 @@ fn at_edge(
         headers[at] = value.map(str::to_owned);
     }
     let url = format!("https://site.test{}", facts.path);
-    let mut machine =
-        edge.request(Facts { method: facts.method.to_owned(), url, headers, ..Facts::default() });
+    let mut machine = edge.request(Facts { method: facts.method.to_owned(), url, headers });
     let document = serde_json::to_string(&settings(policy)).unwrap();
     let mut step = machine.resume(Reported::Start);
     loop {
