@@ -203,9 +203,7 @@ async fn devices(
         }
     };
     let revoked: SessionHandles = cx.call_origin_json(origin_call).await?;
-    for handle in &revoked.handles {
-        cx.blacklist(handle, settings.blacklist_ttl_secs()).await;
-    }
+    cx.blacklist_all(&revoked.handles, settings.blacklist_ttl_secs()).await;
     let body =
         serde_json::to_string(&revoked).map_err(|err| EdgeError::Internal(err.to_string()))?;
     // Signing out this very device is signing out: its cookies go too.

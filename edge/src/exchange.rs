@@ -181,10 +181,25 @@ impl Exchange {
     /// failed write is logged, never the request's failure: the session is already revoked at
     /// the origin, which delivers the entry too.
     pub async fn blacklist(&mut self, handle: &str, ttl_secs: u64) {
+        self.blacklist_all(&[handle.to_owned()], ttl_secs).await;
+    }
+
+    /// [`Exchange::blacklist`] for several sessions, in one step.
+    pub async fn blacklist_all(&mut self, handles: &[String], ttl_secs: u64) {
+        if handles.is_empty() {
+            return;
+        }
         let now_ms = self.now_ms();
-        self.isolate(|isolate| isolate.record_blacklist(handle, Some(true), now_ms));
-        let entry = BlacklistWrite { key: blacklist_key(handle), ttl_secs: ttl_secs.max(60) };
-        if let Err(err) = self.io.write_blacklist(vec![entry]).await {
+        self.isolate(|isolate| {
+            for handle in handles {
+                isolate.record_blacklist(handle, Some(true), now_ms);
+            }
+        });
+        let entries = handles
+            .iter()
+            .map(|handle| BlacklistWrite { key: blacklist_key(handle), ttl_secs: ttl_secs.max(60) })
+            .collect();
+        if let Err(err) = self.io.write_blacklist(entries).await {
             let id = self.request_id();
             log::error(&format!("could not blacklist a revoked session (request {id}): {err}"));
         }

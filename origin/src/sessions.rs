@@ -766,8 +766,10 @@ impl SessionService {
         self.revoke_user_where(user_id, "handle <> $3", keep, Some(keep)).await
     }
 
-    /// Deletes the user's sessions that match `condition` on `$3`, with their blacklist entries
-    /// queued in the same transaction, once `asking` is found live in it.
+    /// Deletes the user's live sessions that match `condition` on `$3`, with their blacklist
+    /// entries queued in the same transaction, if `asking` is live: one statement, so the check
+    /// and the delete cannot be split by another writer (two devices signing each other out at
+    /// once), and SQLite's deferred transaction never has to upgrade a read to a write.
     async fn revoke_user_where(
         &self,
         user_id: &UserId,
@@ -775,29 +777,19 @@ impl SessionService {
         handle: &SessionHandle,
         asking: Option<&SessionHandle>,
     ) -> ApiResult<Vec<String>> {
+        let now = self.clock.now_ms();
         let mut tx = self.pool.begin().await?;
-        if let Some(asking) = asking {
-            let live: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM sessions WHERE handle = $1 AND user_id = $2 AND user_id_type = $3 \
-                 AND expires_at > $4",
-            )
-            .bind(asking.as_str())
-            .bind(user_id.as_text().into_owned())
-            .bind(StoredUserId::type_column(user_id))
-            .bind(self.clock.now_ms())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if live.is_none() {
-                return Err(SessionError::unauthorised("session does not exist anymore").into());
-            }
-        }
         let handles: Vec<String> = sqlx::query_scalar(&format!(
             "DELETE FROM sessions WHERE user_id = $1 AND user_id_type = $2 AND {condition} \
-             RETURNING handle"
+             AND expires_at > $5 AND ($4 IS NULL OR EXISTS (SELECT 1 FROM sessions AS asking \
+             WHERE asking.handle = $4 AND asking.user_id = $1 AND asking.user_id_type = $2 \
+             AND asking.expires_at > $5)) RETURNING handle"
         ))
         .bind(user_id.as_text().into_owned())
         .bind(StoredUserId::type_column(user_id))
         .bind(handle.as_str())
+        .bind(asking.map(SessionHandle::as_str))
+        .bind(now)
         .fetch_all(&mut *tx)
         .await?;
         self.outbox.blacklist(&mut tx, &handles).await?;
@@ -805,8 +797,27 @@ impl SessionService {
         if !handles.is_empty() {
             self.outbox.wake();
             self.metrics.sessions_revoked.inc_by(handles.len() as u64);
+        } else if let Some(asking) = asking {
+            // Nothing revoked: say so, unless it is because the session asking is gone.
+            if !self.is_live(user_id, asking, now).await? {
+                return Err(SessionError::unauthorised("session does not exist anymore").into());
+            }
         }
         Ok(handles)
+    }
+
+    async fn is_live(&self, user_id: &UserId, handle: &SessionHandle, now: i64) -> ApiResult<bool> {
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions WHERE handle = $1 AND user_id = $2 AND user_id_type = $3 \
+             AND expires_at > $4",
+        )
+        .bind(handle.as_str())
+        .bind(user_id.as_text().into_owned())
+        .bind(StoredUserId::type_column(user_id))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(live.is_some())
     }
 
     /// Deletes expired sessions in batches of [`PURGE_BATCH`]; returns how many. One statement

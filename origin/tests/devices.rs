@@ -147,18 +147,20 @@ async fn signing_out_other_devices_keeps_the_current_one_and_blacklists_the_rest
     wait_metric_at_least(&origin, "latch_sessions_revoked_total", 2.0).await;
     let bad = origin.edge(Method::DELETE, "/v1/users/ana/devices", None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "which one to keep must be said");
+    let unnamed = origin.edge(Method::GET, "/v1/users/ana/devices", None).await;
+    assert_eq!(unnamed.status, StatusCode::BAD_REQUEST, "the edge lists only for a session asking");
 }
 
 async fn a_user_cannot_sign_out_another_users_session(store: Store) {
     let origin = Origin::start(&store).await;
     let mine = create_from(&origin, "kim", FIREFOX_LINUX, "203.0.113.1", "Lyon").await;
     let theirs = create_from(&origin, "lou", FIREFOX_LINUX, "203.0.113.1", "Lyon").await;
-    let path = format!("/v1/users/kim/devices/{}", handle(&theirs));
+    let path = format!("/v1/users/kim/devices/{}?current={}", handle(&theirs), handle(&mine));
     let reply = origin.edge(Method::DELETE, &path, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["handles"], json!([]), "not kim's: nothing revoked");
     assert_eq!(origin.verify(&access_token(&theirs)).await.status, StatusCode::OK);
-    let path = format!("/v1/users/kim/devices/{}", handle(&mine));
+    let path = format!("/v1/users/kim/devices/{}?current={}", handle(&mine), handle(&mine));
     let reply = origin.edge(Method::DELETE, &path, None).await;
     assert_eq!(reply.body["handles"], json!([handle(&mine)]));
     assert_eq!(origin.verify(&access_token(&mine)).await.error(), "UNAUTHORISED");

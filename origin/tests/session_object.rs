@@ -297,6 +297,7 @@ async fn the_session_object_lists_its_users_devices_and_signs_out_the_others(sto
     assert_eq!(devices.len(), 3);
     let current: Vec<_> = devices.iter().filter(|d| d.current).map(|d| d.handle.clone()).collect();
     assert_eq!(current, [handle(&laptop)]);
+    assert!(session.sign_out_device(session.get_handle()).await.is_err(), "revoke_session clears");
     assert!(session.sign_out_device(&handle(&tablet)).await.unwrap());
     assert!(!session.sign_out_device(&handle(&tablet)).await.unwrap(), "already gone");
     assert_eq!(session.sign_out_other_devices().await.unwrap(), [handle(&phone)]);

@@ -694,8 +694,12 @@ impl Session {
     }
 
     /// Signs out the user's session `handle` ("that lost phone"), blacklisted at the edge by
-    /// the origin; false if it was none of the user's. This session must still be live.
+    /// the origin; false if it was none of the user's. This session must still be live; to
+    /// sign out this one, use [`Session::revoke_session`], which clears its cookies.
     pub async fn sign_out_device(&self, handle: &str) -> Result<bool, SessionError> {
+        if handle == self.handle {
+            return Err(general("this is the session asking: sign it out with revoke_session"));
+        }
         let path = paths::user_device(&self.user_id, handle, &[("current", &self.handle)]);
         let revoked: SessionHandles =
             self.latch.call(reqwest::Method::DELETE, &path, None::<&()>).await?;

@@ -11,9 +11,10 @@ use super::openapi::{CallErrors, SessionErrors};
 use super::users::user_id;
 use super::{Json, Query};
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::sessions::parse_handle;
 use crate::AppState;
+use latch_shared::refresh::SessionHandle;
 
 /// `?current={handle}`: the session asking, if any, marked `current` in a list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -42,6 +43,17 @@ pub struct ExceptQuery {
     except: String,
 }
 
+/// The session asking. The edge always names one (the signed-in user's), so that even a
+/// leaked edge secret reaches devices only through a live session of that user.
+fn asking(caller: Caller, current: Option<&str>) -> ApiResult<Option<SessionHandle>> {
+    match (caller, current) {
+        (Caller::Edge, None) => {
+            Err(ApiError::BadRequest("the edge names the session asking: ?current=".into()))
+        }
+        (_, current) => current.map(parse_handle).transpose(),
+    }
+}
+
 /// The user's live sessions with their devices, newest first.
 #[utoipa::path(
     get,
@@ -52,13 +64,13 @@ pub struct ExceptQuery {
     tag = "devices"
 )]
 pub async fn list(
-    _: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(segment): Path<String>,
     Query(query): Query<AskingQuery>,
 ) -> ApiResult<Json<DeviceList>> {
     let user_id = user_id(&segment, query.user_id_type)?;
-    let current = query.current.as_deref().map(parse_handle).transpose()?;
+    let current = asking(caller, query.current.as_deref())?;
     let sessions = state.sessions.user_devices(&user_id, current.as_ref()).await?;
     Ok(Json(DeviceList { sessions }))
 }
@@ -99,14 +111,14 @@ pub async fn revoke_others(
     tag = "devices"
 )]
 pub async fn revoke(
-    _: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path((segment, handle)): Path<(String, String)>,
     Query(query): Query<AskingQuery>,
 ) -> ApiResult<Json<SessionHandles>> {
     let user_id = user_id(&segment, query.user_id_type)?;
     let handle = parse_handle(&handle)?;
-    let asking = query.current.as_deref().map(parse_handle).transpose()?;
+    let asking = asking(caller, query.current.as_deref())?;
     let revoked = state.sessions.revoke_user_device(&user_id, &handle, asking.as_ref()).await?;
     Ok(Json(SessionHandles { handles: revoked.then(|| handle.to_string()).into_iter().collect() }))
 }
