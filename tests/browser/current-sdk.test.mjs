@@ -373,6 +373,13 @@ test("in custom-header mode the SDK's rid header is the anti-CSRF proof: its POS
     method: "POST", body: "scripted", headers: { cookie, "sec-fetch-site": "cross-site", rid: "anti-csrf" },
   });
   assert.equal(scripted.status, 200, "what a script of an origin the CORS rules allow may send");
+  const refreshCookie = (await context.cookies()).filter((c) => c.name === "sRefreshToken").map((c) => `${c.name}=${c.value}`).join("; ");
+  const forgedRefresh = await fetch(`${custom.edge.url}${API_BASE}/session/refresh`, {
+    method: "POST", headers: { cookie: refreshCookie, "sec-fetch-site": "cross-site" },
+  });
+  assert.equal(forgedRefresh.status, 403, "another site cannot rotate the session");
+  assert.equal(forgedRefresh.headers.get("set-cookie"), null, "nor clear it");
+  assert.equal(await page.evaluate(() => st.attemptRefreshingSession()), true, "the SDK's own refresh sends rid");
   await context.close();
 
   const old = await openApp("cookie", { sdk: "website4", site: custom.edge.url });
