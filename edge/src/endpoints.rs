@@ -14,7 +14,7 @@ use latch_shared::api::{
 use latch_shared::engine;
 use latch_shared::error::codes;
 use latch_shared::protocol::ResponseHeader;
-use latch_shared::sdk::{self, TokenTransfer};
+use latch_shared::sdk;
 use latch_shared::settings::SharedSettings;
 use subtle::ConstantTimeEq;
 
@@ -252,18 +252,8 @@ async fn rotate(
     cx: &mut Exchange,
     settings: &SharedSettings,
 ) -> Result<Vec<ResponseHeader>, EdgeError> {
-    let (refresh_token, transfer) = engine::refresh_credential(&cx.facts(), false)?;
-    // Custom-header mode has no anti-CSRF token; the refresh cookie, sent by the browser on its
-    // own, needs the custom header too, or another site could rotate the session at will (as
-    // supertokens-node's VIA_CUSTOM_HEADER refuses). Refused without touching the cookies.
-    let proven = cx.request.rid || cx.request.proves_same_origin(false);
-    if transfer == TokenTransfer::Cookie && settings.anti_csrf.accepts_custom_header() && !proven {
-        return Err(EdgeError::BadRequest {
-            status: 403,
-            code: codes::FORBIDDEN,
-            message: "a refresh needs the rid header (anti-CSRF by custom header)".into(),
-        });
-    }
+    let (refresh_token, transfer) =
+        engine::refresh_credential(&cx.facts(), &settings.anti_csrf, false)?;
     let call = origin::refresh(&cx.config, refresh_token);
     match cx.call_origin_json::<IssuedSession>(call).await {
         Ok(issued) => {

@@ -416,7 +416,9 @@ impl Latch {
         }
         let request = RequestHeaders::read(headers, &Method::POST);
         // As the seed: both the refresh token and the id-refresh token, or no session.
-        let (refresh_token, transfer) = engine::refresh_credential(&request.facts(), true)?;
+        let policy = self.origin_settings(false).await?.settings.anti_csrf.clone();
+        let (refresh_token, transfer) =
+            engine::refresh_credential(&request.facts(), &policy, true)?;
         let issued: IssuedSession = self
             .call(reqwest::Method::POST, paths::REFRESH, Some(&RefreshRequest { refresh_token }))
             .await?;

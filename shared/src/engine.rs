@@ -109,9 +109,14 @@ impl Credential {
 /// cookie); otherwise the `sRefreshToken` cookie. The tokens go back the way it came, so a
 /// script asking for header mode never reads tokens out of HttpOnly cookies.
 /// `needs_id_refresh`: the seed's rule that a 4.x refresh without `sIdRefreshToken` is no
-/// session (the current SDKs know nothing of it).
+/// session (the current SDKs know nothing of it). In custom-header mode, which mints no
+/// anti-CSRF token, the cookie a browser sends on its own needs the custom header (or a
+/// same-origin proof) here too, as supertokens-node's `VIA_CUSTOM_HEADER` asks, or another
+/// site could rotate a `SameSite=None` session at will; refused as TRY_REFRESH_TOKEN, which
+/// leaves the cookies alone.
 pub fn refresh_credential(
     facts: &RequestFacts<'_>,
+    policy: &AntiCsrfPolicy,
     needs_id_refresh: bool,
 ) -> Result<(String, TokenTransfer), SessionError> {
     let bearer = bearer_token(facts.authorization).filter(|token| {
@@ -127,6 +132,10 @@ pub fn refresh_credential(
     }
     let token =
         cookies.refresh_token.ok_or_else(|| SessionError::unauthorised("refresh token missing"))?;
+    let facts = facts.under(policy);
+    if policy.accepts_custom_header() && !facts.custom_header && !facts.same_origin {
+        return Err(SessionError::try_refresh(crate::assertion::ANTI_CSRF_MISSING));
+    }
     Ok((token, TokenTransfer::Cookie))
 }
 
@@ -541,14 +550,20 @@ mod tests {
         // Header mode's Bearer refresh token: tokens back in headers.
         let facts =
             RequestFacts { authorization: Some(&bearer), dialect: header, ..Default::default() };
-        assert_eq!(refresh_credential(&facts, true).unwrap().1, TokenTransfer::Header);
+        assert_eq!(
+            refresh_credential(&facts, &AntiCsrfPolicy::default(), true).unwrap().1,
+            TokenTransfer::Header
+        );
         // A cookie session asking for header mode: still cookies.
         let facts = RequestFacts { cookie: Some(&cookie), dialect: header, ..Default::default() };
-        assert_eq!(refresh_credential(&facts, true).unwrap().1, TokenTransfer::Cookie);
+        assert_eq!(
+            refresh_credential(&facts, &AntiCsrfPolicy::default(), true).unwrap().1,
+            TokenTransfer::Cookie
+        );
         // An app's own Authorization does not hide the cookie.
         let facts = RequestFacts { authorization: Some("Bearer app-token"), ..facts };
         assert_eq!(
-            refresh_credential(&facts, true).unwrap(),
+            refresh_credential(&facts, &AntiCsrfPolicy::default(), true).unwrap(),
             (refresh.clone(), TokenTransfer::Cookie)
         );
         // 4.x: a Bearer is never a refresh token, and the seed's id-refresh rule holds where asked.
@@ -557,11 +572,33 @@ mod tests {
             cookie: Some(&cookie),
             ..Default::default()
         };
-        assert_eq!(refresh_credential(&facts, false).unwrap().1, TokenTransfer::Cookie);
         assert_eq!(
-            refresh_credential(&facts, true).unwrap_err().kind(),
+            refresh_credential(&facts, &AntiCsrfPolicy::default(), false).unwrap().1,
+            TokenTransfer::Cookie
+        );
+        assert_eq!(
+            refresh_credential(&facts, &AntiCsrfPolicy::default(), true).unwrap_err().kind(),
             crate::ErrorKind::Unauthorised
         );
+    }
+
+    #[test]
+    fn in_custom_header_mode_another_site_cannot_refresh_with_the_cookie() {
+        let policy = custom_header_policy();
+        let forged = RequestFacts {
+            method: "POST",
+            cookie: Some("sRefreshToken=r"),
+            dialect: Dialect::Current(TokenTransfer::Cookie),
+            ..Default::default()
+        };
+        let err = refresh_credential(&forged, &policy, false).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::TryRefreshToken, "the cookies are left alone");
+        let sdk = RequestFacts { custom_header: true, ..forged };
+        assert_eq!(refresh_credential(&sdk, &policy, false).unwrap().0, "r");
+        let same_origin = RequestFacts { same_origin: true, ..forged };
+        assert!(refresh_credential(&same_origin, &policy, false).is_ok());
+        // Token mode asks nothing more of a refresh, as the seed.
+        assert!(refresh_credential(&forged, &AntiCsrfPolicy::default(), false).is_ok());
     }
 
     #[test]
