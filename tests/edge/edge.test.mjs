@@ -594,23 +594,24 @@ test("your devices answer for the verified user only: anti-CSRF on sign-outs, an
   assert.equal((await fetch(`${edge.url}/session/devices`)).status, 440, "no session, no list");
 });
 
-test("your devices keep 7, the string \"7\" and Zoë 🚀 apart; a method the endpoint does not serve goes to the app", async () => {
+test("your devices keep 7007, the string \"7007\" and Zoë 🚀 apart; a method the endpoint does not serve goes to the app", async () => {
   const signIn = async (user, numeric) => {
     const browser = new Browser(edge.url);
     const res = await browser.fetch(`/login?user=${encodeURIComponent(user)}${numeric ? "&numeric=1" : ""}`);
     assert.equal(res.status, 200, res.text);
     return browser;
   };
-  const number = await signIn("7", true);
-  const text = await signIn("7", false);
-  const zoe = await signIn("Zoë 🚀", false);
-  await signIn("Zoë 🚀", false);
+  // Ids no other test signs in with: the counts below are this test's sessions only.
+  const number = await signIn("7007", true);
+  const text = await signIn("7007", false);
+  const zoe = await signIn("Zoë 🚀 on two devices", false);
+  await signIn("Zoë 🚀 on two devices", false);
   for (const [browser, count] of [[number, 1], [text, 1], [zoe, 2]]) {
     const listed = await browser.fetch("/session/devices");
     assert.equal(listed.status, 200, listed.text);
     assert.equal(listed.json.sessions.length, count, listed.text);
   }
-  // Signing out the other devices of 7 leaves the string "7" signed in.
+  // Signing out the other devices of 7007 leaves the string "7007" signed in.
   assert.deepEqual((await number.fetch("/session/devices", { method: "DELETE" })).json, { handles: [] });
   assert.equal((await zoe.fetch("/session/devices", { method: "DELETE" })).json.handles.length, 1);
   assert.equal((await text.fetch("/private")).status, 200);
