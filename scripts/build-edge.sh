@@ -3,7 +3,8 @@
 # module glue (with its reset-state function, which the entry uses to rebuild a crashed
 # instance), wasm-opt for size, and esbuild to bundle the JS entry (edge/js/entry.mjs) with the
 # glue. Used by wrangler.toml's [build] command, scripts/run.sh, the tests and the benchmarks.
-# Skips the build when nothing changed.
+# Skips the build when nothing changed. For profiling (bench/edge/profile.mjs):
+# EDGE_KEEP_NAMES=1 keeps the WASM functions' names, EDGE_OUT=dir builds into dir instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -13,7 +14,12 @@ WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/.bin/wasm-opt}"
 ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
 cd "$ROOT"
-out=edge/build
+out="${EDGE_OUT:-edge/build}"
+names=()
+if [ -n "${EDGE_KEEP_NAMES:-}" ]; then
+  names=(-g)
+  export CARGO_PROFILE_RELEASE_STRIP=none
+fi
 if [ -f "$out/index.js" ] && [ -f "$out/glue_bg.wasm" ] && \
    [ -z "$(find edge/src edge/js shared/src edge/Cargo.toml shared/Cargo.toml Cargo.toml Cargo.lock scripts/build-edge.sh -newer "$out/index.js" -print -quit)" ]; then
   echo "build-edge: edge/build is up to date"
@@ -26,10 +32,10 @@ rm -rf "$out"
 # -O3: as small as -Oz here (about 240 KB gzipped), and tuned for speed: the verify path.
 "$WASM_OPT_BIN" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  "$out/glue_bg.wasm" -o "$out/glue_bg.wasm"
+  "${names[@]}" "$out/glue_bg.wasm" -o "$out/glue_bg.wasm"
 # workerd imports a .wasm module as a compiled WebAssembly.Module: the plain import form.
 sed -i 's/^import source \([A-Za-z_$]*\) from/import \1 from/' "$out/glue.js"
-"$ESBUILD_BIN" edge/js/entry.mjs --bundle --format=esm --log-level=warning \
+"$ESBUILD_BIN" edge/js/entry.mjs --bundle --format=esm --log-level=warning --alias:latch-edge-glue="./$out/glue.js" \
   --external:./glue_bg.wasm --external:'cloudflare:*' --outfile="$out/index.js"
 rm -rf "$out/glue.js" "$out/snippets"
 touch "$out/index.js"

@@ -7,9 +7,9 @@ import { Miniflare } from "miniflare";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-export async function startEdge(bindings, { port = 0, kvPersist } = {}) {
+export async function startEdge(bindings, { port = 0, kvPersist, inspectorPort, build = path.join(ROOT, "edge", "build") } = {}) {
   const mf = new Miniflare({
-    scriptPath: path.join(ROOT, "edge", "build", "index.js"),
+    scriptPath: path.join(build, "index.js"),
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-05-01",
@@ -19,6 +19,7 @@ export async function startEdge(bindings, { port = 0, kvPersist } = {}) {
     host: "127.0.0.1",
     port,
     cf: false,
+    inspectorPort,
   });
   const url = await mf.ready;
   return { mf, url: url.toString().replace(/\/$/, "") };

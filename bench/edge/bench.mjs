@@ -4,129 +4,35 @@
 // interleaved rounds; the summary is the median of the rounds. Also: the first sight of a token
 // (every request a distinct, pre-minted token, so no cache helps) and KV reads per request under
 // steady load from one session. Usage: node bench/edge/bench.mjs [seconds] [connections] [rounds]
-import { execFile, execFileSync } from "node:child_process";
-import { promisify } from "node:util";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import http from "node:http";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Miniflare } from "miniflare";
-import { ASSERTION_KEYS, Browser, EDGE_SECRET, Origin, ROOT, freePort, startEdge } from "../../tests/support.mjs";
-import os from "node:os";
+import { Origin, ROOT, freePort, startEdge } from "../../tests/support.mjs";
+import {
+  edgeBindings, firstSightScript, loginHeaders, measure, median, startPassthrough, startUpstream, withPid, wrk,
+} from "./measure.mjs";
 
 const [seconds = 10, connections = 8, rounds = 5] = process.argv.slice(2).map(Number);
-const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
-// Only workerd processes this script started (Miniflare spawns them as its children): never one
-// that anything else on the machine runs.
-function workerdPids() {
-  try {
-    const out = execFileSync("pgrep", ["-x", "-P", String(process.pid), "workerd"]).toString();
-    return new Set(out.trim().split("\n").map(Number));
-  } catch {
-    return new Set();
-  }
-}
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond; // utime + stime
-}
-
-async function withPid(start) {
-  const before = workerdPids();
-  const instance = await start();
-  const pid = [...workerdPids()].find((p) => !before.has(p));
-  if (!pid) throw new Error("could not find the new workerd process");
-  return { ...instance, pid };
-}
-
-// Asynchronous: the upstream app lives in this process, so its event loop must keep running.
-async function wrk(url, cookie, csrf, { duration = seconds, script, scriptArgs = [] } = {}) {
-  const args = [`-t1`, `-c${connections}`, `-d${duration}s`, "--latency"];
-  if (script) args.push("-s", script);
-  else args.push("-H", `cookie: ${cookie}`, "-H", `anti-csrf: ${csrf}`);
-  const { stdout: out } = await promisify(execFile)("wrk", [...args, url, ...(scriptArgs.length ? ["--", ...scriptArgs] : [])]);
-  if (process.env.BENCH_DEBUG) console.error(out);
-  if (!/Requests\/sec/.test(out)) throw new Error(`wrk failed:\n${out}`);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
-  const requests = Number(/(\d+) requests in/.exec(out)[1]);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  const ms = (label) => {
-    const [, value, unit] = new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`).exec(out);
-    return Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
-  };
-  return { rps, requests, non2xx, p50_ms: ms("50%"), p99_ms: ms("99%") };
-}
-
-const upstream = http.createServer((req, res) => {
-  res.writeHead(200, { "content-type": "text/plain" });
-  res.end("ok");
-});
-await new Promise((resolve) => upstream.listen(0, "127.0.0.1", resolve));
-const upstreamUrl = `http://127.0.0.1:${upstream.address().port}`;
-
+const upstream = await startUpstream();
+const upstreamUrl = upstream.url;
 const origin = new Origin({ LATCH_COOKIE_SECURE: "false" });
 await origin.start();
-// Log in through a short-lived helper edge whose public /login hits a stand-in that asks for a
-// session, then measure with that session's cookies on a protected route.
-const loginApp = http.createServer((req, res) => {
-  res.writeHead(200, { "x-latch-login": JSON.stringify({ user_id: "bench", jwt_payload: { plan: "pro" } }) });
-  res.end("ok");
-});
-await new Promise((resolve) => loginApp.listen(0, "127.0.0.1", resolve));
-const bindings = (up, extra = {}) => ({
-  ORIGIN_URL: origin.url, UPSTREAM_URL: up, PUBLIC_PATHS: "/login, /public/*",
-  EDGE_SECRET, ASSERTION_KEYS, ...extra,
-});
-const login = await startEdge(bindings(`http://127.0.0.1:${loginApp.address().port}`));
-const browser = new Browser(login.url);
-await browser.fetch("/login");
-await login.mf.dispose();
-const cookie = browser.cookieHeader("/");
+const bindings = (up, extra) => edgeBindings(origin, up, extra);
+// Measured with one logged-in session's cookies on a protected route.
+const headers = await loginHeaders(origin);
 
 const latch = await withPid(() => startEdge(bindings(upstreamUrl)));
 // The same worker without the KV blacklist read, to separate verification from KV's cost.
 const latchNoKv = await withPid(() => startEdge(bindings(upstreamUrl, { BLACKLIST_CHECK: "off" })));
-const passthrough = await withPid(async () => {
-  const mf = new Miniflare({
-    modules: true,
-    script: `export default { fetch(req, env) { const u = new URL(req.url); return fetch(env.UPSTREAM_URL + u.pathname + u.search, { method: req.method, headers: req.headers }); } };`,
-    compatibilityDate: "2026-05-01",
-    bindings: { UPSTREAM_URL: upstreamUrl },
-    host: "127.0.0.1",
-    port: await freePort(),
-    cf: false,
-  });
-  return { mf, url: (await mf.ready).toString().replace(/\/$/, "") };
-});
+const passthrough = await startPassthrough(upstreamUrl);
 
 // First sight: distinct sessions minted at the origin beforehand, one per request, served to wrk
 // by a Lua script, against the worker without KV so the figure is the verification's.
 // Each round takes the next unused tokens, so no round meets a token an earlier one cached.
 const firstSightSeconds = Math.min(seconds, 3);
-const tokens = [];
-const wanted = Number(process.env.FIRST_SIGHT_TOKENS ?? rounds * firstSightSeconds * 1500);
-for (let i = 0; i < wanted; i += 32) {
-  const batch = await Promise.all(Array.from({ length: 32 }, (_, j) =>
-    origin.api("POST", "/v1/sessions", { user_id: `first-sight-${i + j}` })));
-  for (const { body } of batch) {
-    tokens.push(`sAccessToken=${body.tokens.access_token.value}; sIdRefreshToken=${body.tokens.id_refresh_token.value}`);
-  }
-}
-const scriptDir = path.join(os.tmpdir(), `latch-bench-${process.pid}`);
-mkdirSync(scriptDir, { recursive: true });
-writeFileSync(path.join(scriptDir, "cookies.txt"), tokens.join("\n") + "\n");
-const firstSightScript = path.join(scriptDir, "first-sight.lua");
-writeFileSync(firstSightScript, `
-local cookies = {}
-for line in io.lines("${path.join(scriptDir, "cookies.txt")}") do cookies[#cookies + 1] = line end
-local i = 0
-init = function(args) i = tonumber(args[1]) or 0 end
-request = function()
-  i = i + 1
-  return wrk.format(nil, nil, { ["cookie"] = cookies[((i - 1) % #cookies) + 1] })
-end
-`);
+const firstSight = await firstSightScript(origin, Number(process.env.FIRST_SIGHT_TOKENS ?? rounds * firstSightSeconds * 1500));
 
 // KV reads per request under steady load from one session: the same worker with its blacklist
 // binding replaced by a counting stand-in (JS RPC, so the edge calls it exactly as it calls KV).
@@ -175,28 +81,22 @@ for (let round = 1; round <= rounds; round++) {
   // order would charge the drift to whichever worker always comes last.
   const shift = (round - 1) % targets.length;
   for (const [name, worker, route] of [...targets.slice(shift), ...targets.slice(0, shift)]) {
-    const cpuBefore = cpuSeconds(worker.pid);
-    const result = await wrk(`${worker.url}${route}`, cookie, browser.antiCsrf);
-    const cpu = cpuSeconds(worker.pid) - cpuBefore;
-    runs.push({ worker: name, round, ...result, cpu_us_per_request: (cpu * 1e6) / result.requests });
+    runs.push({ worker: name, round, ...(await measure(worker, route, { seconds, connections, headers })) });
     console.error(`round ${round} ${name}: ${JSON.stringify(runs.at(-1))}`);
   }
-  const cpuBefore = cpuSeconds(latchNoKv.pid);
-  const first = await wrk(`${latchNoKv.url}/app/first`, null, null, {
-    duration: firstSightSeconds, script: firstSightScript, scriptArgs: [String(tokensUsed)],
+  const first = await measure(latchNoKv, "/app/first", {
+    seconds: firstSightSeconds, connections, script: firstSight.script, scriptArgs: [String(tokensUsed)],
   });
-  const cpu = cpuSeconds(latchNoKv.pid) - cpuBefore;
   tokensUsed += first.requests;
-  if (tokensUsed > tokens.length) console.error(`warning: ${tokensUsed} first-sight requests for ${tokens.length} tokens: some were seen before`);
-  runs.push({ worker: "latch_first_sight", round, ...first, cpu_us_per_request: (cpu * 1e6) / first.requests });
+  if (tokensUsed > firstSight.count) console.error(`warning: ${tokensUsed} first-sight requests for ${firstSight.count} tokens: some were seen before`);
+  runs.push({ worker: "latch_first_sight", round, ...first });
   console.error(`round ${round} latch_first_sight: ${JSON.stringify(runs.at(-1))}`);
 }
 
 const readsBefore = await counted.reads();
-const steady = await wrk(`${counted.url}/app/page`, cookie, browser.antiCsrf);
+const steady = await wrk(`${counted.url}/app/page`, { seconds, connections, headers });
 const kvReads = (await counted.reads()) - readsBefore;
 
-const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary = {};
 for (const name of ["passthrough", "latch", "latch_without_kv", "latch_public", "latch_first_sight"]) {
   const mine = runs.filter((r) => r.worker === name);
@@ -236,5 +136,4 @@ await counted.mf.dispose();
 await latchNoKv.mf.dispose();
 await passthrough.mf.dispose();
 await origin.dispose();
-upstream.close();
-loginApp.close();
+upstream.server.close();

@@ -4,7 +4,8 @@
 // which this loop carries out and reports (`resume`) until the request ends. The steps and
 // outcomes are documented in edge/src/step.rs; every rule lives in Rust (edge/src, on the shared
 // engine in shared/src/engine.rs). Headers and bodies never cross: forwarding stays native.
-import * as edge from "../build/glue.js";
+// wasm-bindgen's glue for the Rust machine, from the build directory (scripts/build-edge.sh).
+import * as edge from "latch-edge-glue";
 
 // What `configure` said, once per isolate (and again after the instance is rebuilt).
 let plan = null;
