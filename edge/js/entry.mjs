@@ -35,18 +35,26 @@ function device(request) {
   };
 }
 
+// Each fact header's index in the facts, by name (built with the plan).
+let factIndex = null;
+
 async function handle(request, env, ctx) {
   if (plan === null) {
     plan = JSON.parse(edge.configure(env));
     internalError = plan.internal_error;
+    factIndex = new Map(plan.fact_headers.map((name, index) => [name, index]));
   }
   if (!plan.ok) return reply(request, internalError);
-  const h = request.headers;
-  const facts = JSON.stringify({
-    method: request.method,
-    url: request.url,
-    headers: plan.fact_headers.map((name) => h.get(name)),
-  });
+  // One pass over the request's headers gives the machine's facts and the names the app must
+  // not get (usually none): cheaper than a lookup per fact header and a second pass to strip.
+  const values = plan.fact_headers.map(() => null);
+  const stripped = [];
+  for (const [name, value] of request.headers) {
+    const index = factIndex.get(name);
+    if (index !== undefined) values[index] = value;
+    else if (strippedHeader(name)) stripped.push(name);
+  }
+  const facts = JSON.stringify({ method: request.method, url: request.url, headers: values });
   const id = (nextId = (nextId + 1) >>> 0);
   let step = JSON.parse(edge.start(id, facts));
   let answer = null; // the app's answer, once forwarded
@@ -61,7 +69,7 @@ async function handle(request, env, ctx) {
           return amend(answer, step);
         case "forward":
           try {
-            answer = await forward(request, step, ctx);
+            answer = await forward(request, step, ctx, stripped);
           } catch (err) {
             console.error("latch-edge: upstream app unreachable", err);
             outcome = { outcome: "app_unreachable" };
@@ -150,7 +158,7 @@ function strippedHeader(name) {
   return canonical.startsWith(plan.latch_header_prefix) || plan.client_forwarding_headers.includes(canonical);
 }
 
-function forward(request, step, ctx) {
+function forward(request, step, ctx, stripped) {
   if (step.background) {
     ctx.waitUntil(
       callOrigin(step.background).then((answer) => {
@@ -162,7 +170,7 @@ function forward(request, step, ctx) {
   }
   // The machine always sets the forwarding headers: every forward copies the headers once.
   const headers = new Headers(request.headers);
-  for (const name of [...headers.keys()]) if (strippedHeader(name)) headers.delete(name);
+  for (const name of stripped) headers.delete(name);
   for (const name of step.delete ?? []) headers.delete(name);
   for (const [name, value] of step.set ?? []) headers.set(name, value);
   if (step.cookie === "") headers.delete("cookie");
