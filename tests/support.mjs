@@ -169,6 +169,8 @@ export async function startUpstream() {
       if (url.searchParams.has("cacheable")) headers["cache-control"] = "public, max-age=600";
       if (url.pathname === "/bad-login") headers["x-latch-login"] = "{not json";
       if (url.pathname === "/string-payload-login") headers["x-latch-login"] = '{"user_id":"x","jwt_payload":"notanobject"}';
+      // JSON.stringify leaves "ë" raw, and Node writes a header's characters as Latin-1 bytes.
+      if (url.pathname === "/latin1-login") headers["x-latch-login"] = JSON.stringify({ user_id: "Zoë" });
       if (url.pathname === "/deep-login") headers["x-latch-login"] = `{"user_id":"x","jwt_payload":${"[".repeat(2000)}`;
       if (url.pathname === "/big-login") {
         headers["x-latch-login"] = JSON.stringify({ user_id: "big", jwt_payload: { blob: "x".repeat(5000) } });

@@ -99,10 +99,26 @@ pub fn login_instruction(request: &CreateSessionRequest) -> String {
     ascii
 }
 
+/// An instruction's header value as the runtime read it, refused if it holds U+FFFD: the runtime
+/// reads header bytes as UTF-8 and puts U+FFFD for bytes that are not, as when an app writes
+/// "Zoë" raw (Node's `setHeader` sends Latin-1). Taken as it stands, the user would be signed in
+/// as "Zo\u{fffd}"; the app's developer is told instead. A `\ufffd` escape in the JSON still
+/// passes.
+fn utf8_header_value<'a>(name: &str, value: &'a str) -> Result<&'a str, String> {
+    if value.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(format!(
+            "{name} holds bytes that are not UTF-8 (a non-ASCII character written raw, as \
+             Latin-1?): write non-ASCII characters as \\u escapes (\"Zo\\u00eb\"), or send \
+             base64url JSON"
+        ));
+    }
+    Ok(value)
+}
+
 /// Reads an app's login instruction: JSON, or unpadded base64url of that JSON. Unknown fields
 /// and bad user ids are refused, with the reason.
 pub fn parse_login_instruction(value: &str) -> Result<CreateSessionRequest, String> {
-    let value = value.trim();
+    let value = utf8_header_value(LOGIN_HEADER, value)?.trim();
     let json = if value.starts_with('{') {
         value.as_bytes().to_vec()
     } else {
@@ -121,7 +137,7 @@ pub fn jwt_payload_instruction(payload: Option<&serde_json::Value>) -> String {
 
 /// Reads a JWT payload instruction: a JSON object or `null`, as JSON or base64url JSON.
 pub fn parse_jwt_payload_instruction(value: &str) -> Result<Option<serde_json::Value>, String> {
-    let value = value.trim();
+    let value = utf8_header_value(JWT_PAYLOAD_HEADER, value)?.trim();
     let json = if value.starts_with('{') || value == "null" {
         value.as_bytes().to_vec()
     } else {
@@ -141,6 +157,20 @@ pub fn parse_jwt_payload_instruction(value: &str) -> Result<Option<serde_json::V
 mod tests {
     use super::*;
     use crate::api::UserId;
+
+    #[test]
+    fn an_instruction_written_as_latin1_is_refused_rather_than_signing_in_a_mangled_user() {
+        // What the runtime hands over for `{"user_id":"Zoë"}` sent with ë as the byte 0xEB.
+        let mangled = "{\"user_id\":\"Zo\u{fffd}\"}";
+        let err = parse_login_instruction(mangled).unwrap_err();
+        assert!(err.contains("not UTF-8") && err.contains("\\u00eb"), "{err}");
+        let err = parse_jwt_payload_instruction("{\"name\":\"Zo\u{fffd}\"}").unwrap_err();
+        assert!(err.contains(JWT_PAYLOAD_HEADER), "{err}");
+        // Raw UTF-8 the runtime read as such, and an escaped U+FFFD, are the app's to send.
+        assert!(parse_login_instruction("{\"user_id\":\"Zoë\"}").is_ok());
+        let escaped = parse_login_instruction(r#"{"user_id":"\ufffd"}"#).unwrap();
+        assert_eq!(escaped.user_id, crate::api::UserId::Text("\u{fffd}".into()));
+    }
 
     #[test]
     fn a_jwt_payload_instruction_is_an_object_or_null_as_json_or_base64url() {

@@ -17,7 +17,7 @@ function edgeBindings(overrides = {}) {
     ORIGIN_URL: origin.url,
     UPSTREAM_URL: upstream.url,
     DEFAULT_ROUTE: "protected",
-    PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login, /string-payload-login",
+    PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login, /string-payload-login, /latin1-login",
     OPTIONAL_PATHS: "/optional/*",
     SETTINGS_CACHE_SECS: "300",
     // Part of the revocation delay: a session revoked elsewhere is refused within this.
@@ -1038,6 +1038,16 @@ test("signing in over a live session ends the displaced one: a copy of its cooki
   const refused = await copy.fetch("/private/me");
   assert.equal(refused.status, 440, refused.text);
   assert.equal(refused.json.error, "UNAUTHORISED");
+});
+
+test("a login instruction with \"Zoë\" written as Latin-1 is refused, not a session for \"Zo\uFFFD\"", async () => {
+  const before = await origin.api("GET", `/v1/users/${encodeURIComponent("Zo\uFFFD")}/sessions`);
+  const res = await fetch(`${edge.url}/latin1-login`);
+  assert.equal(res.status, 500);
+  assert.equal(res.headers.getSetCookie().length, 0);
+  assert.match(res.headers.get("x-request-id"), /^[0-9a-f]{32}$/, "the log line says how to fix it");
+  const after = await origin.api("GET", `/v1/users/${encodeURIComponent("Zo\uFFFD")}/sessions`);
+  assert.equal(after.body.handles.length, before.body.handles.length, "no session for a mangled name");
 });
 
 test("a login instruction whose JWT payload is not an object is refused, not a session", async () => {
