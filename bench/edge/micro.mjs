@@ -9,6 +9,9 @@
 //   node bench/edge/micro.mjs [batches, default 20] [requests per batch, default 2000] BUILD_DIR...
 // MICRO_SCENARIOS=passthrough,public,protected,first_sight (the default) picks what runs
 // (passthrough: bench/edge/bench.mjs's pass-through worker in the same loop, for scale).
+// MICRO_REAL_FETCH=1 sends each forward to a real upstream (a tiny HTTP server in this
+// process): the loop then includes the runtime's fetch, as a whole request does, but not the
+// parsing of the inbound request.
 // MICRO_PROFILE=1 also profiles the first build's isolate over its measured batches and prints
 // where its time went (bench/edge/profile.mjs explains the build with function names).
 import { readFileSync, writeFileSync } from "node:fs";
@@ -37,10 +40,10 @@ const passthrough = {
 };
 export default {
   async fetch(request, env, ctx) {
-    const { scenario, n, offset, headers, upstream } = await request.json();
+    const { scenario, n, offset, headers, upstream, realUpstream } = await request.json();
     globalThis.fetch = (input, init) => {
       const url = typeof input === "string" ? input : input.url;
-      if (url.startsWith(upstream)) return Promise.resolve(new Response("ok"));
+      if (url.startsWith(upstream) && !realUpstream) return Promise.resolve(new Response("ok"));
       return realFetch(input, init);
     };
     if (scenario === "first_sight") tokens ??= await (await realFetch(env.TOKENS_URL)).json();
@@ -75,7 +78,10 @@ const http = await import("node:http");
 const tokenServer = http.createServer((req, res) => res.end(JSON.stringify(tokens)));
 await new Promise((resolve) => tokenServer.listen(0, "127.0.0.1", resolve));
 
-const upstream = "http://app.invalid";
+const realUpstream = process.env.MICRO_REAL_FETCH === "1";
+const app = http.createServer((req, res) => res.end("ok"));
+await new Promise((resolve) => app.listen(0, "127.0.0.1", resolve));
+const upstream = realUpstream ? `http://127.0.0.1:${app.address().port}` : "http://app.invalid";
 const workers = [];
 const profiling = process.env.MICRO_PROFILE === "1";
 for (const build of builds) {
@@ -109,7 +115,7 @@ async function batch(worker, scenario, n, offset) {
   const before = cpuSeconds(worker.pid);
   const response = await worker.mf.dispatchFetch("http://driver.test/", {
     method: "POST",
-    body: JSON.stringify({ scenario, n, offset, headers, upstream }),
+    body: JSON.stringify({ scenario, n, offset, headers, upstream, realUpstream }),
   });
   const text = await response.text();
   if (response.status !== 200) throw new Error(`${worker.name} ${scenario}: ${text}`);
@@ -146,4 +152,5 @@ for (const [key, values] of results) {
 
 for (const worker of workers) await worker.mf.dispose();
 tokenServer.close();
+app.close();
 await origin.dispose();
