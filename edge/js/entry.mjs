@@ -25,10 +25,10 @@ const START = '{"outcome":"start"}';
 /** The request's User-Agent and Cloudflare's place for it, as the origin stores a device. */
 function device(request) {
   const cf = request.cf;
-  // The origin parses at most 1 KiB of it; a longer one would only crowd the create call.
+  // The origin parses no longer one (the plan says how long); it would only crowd the call.
   const agent = request.headers.get("user-agent");
   return {
-    user_agent: agent !== null && agent.length <= 1024 ? agent : undefined,
+    user_agent: agent !== null && agent.length <= plan.max_user_agent_len ? agent : undefined,
     country: cf?.country,
     region: cf?.region,
     city: cf?.city,

@@ -36,6 +36,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use latch_shared::api::MAX_USER_AGENT_LEN;
 use latch_shared::identity::{
     CLIENT_FORWARDING_HEADERS, HEADER_PREFIX, JWT_PAYLOAD_HEADER, LOGIN_HEADER, LOGOUT_HEADER,
 };
@@ -107,6 +108,8 @@ struct EntryPlan {
     /// The Workers KV binding of the blacklist (`wrangler.toml`).
     kv_binding: &'static str,
     origin_authorization: String,
+    /// The longest `User-Agent` sent with a login (longer ones are left out).
+    max_user_agent_len: usize,
     /// The assertion signing key, as a private JWK for the runtime's WebCrypto.
     assertion_key: Option<serde_json::Value>,
     internal_error: Reply,
@@ -148,6 +151,7 @@ pub fn configure(env: &Env) -> String {
         fact_headers: FACT_HEADERS,
         instructions: [LOGIN_HEADER, LOGOUT_HEADER, JWT_PAYLOAD_HEADER],
         kv_binding: KV_BINDING,
+        max_user_agent_len: MAX_USER_AGENT_LEN,
         origin_authorization: origin_authorization.unwrap_or_default(),
         assertion_key,
         internal_error: internal_error(),

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use latch_shared::api::DeviceReport;
+use latch_shared::api::{DeviceReport, MAX_USER_AGENT_LEN};
 
 /// What the deployment stores of a new session's device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,6 @@ pub struct Device {
     pub city: Option<String>,
 }
 
-/// The longest user agent parsed: real ones are a few hundred bytes.
-const MAX_USER_AGENT_LEN: usize = 1024;
 /// The longest place name kept (in characters).
 const MAX_PLACE_LEN: usize = 80;
 

@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use common::*;
-use latch_session::{Latch, Verification};
+use latch_session::{Latch, SignInDevice, Verification};
 use latch_shared::api::UserId;
 use latch_shared::ErrorKind;
 use serde_json::json;
@@ -283,9 +283,13 @@ async fn the_session_object_lists_its_users_devices_and_signs_out_the_others(sto
     let url = serve(&origin).await;
     let latch = Latch::new(&url, API_KEY, Verification::Direct);
     let zoe = UserId::Text("Zoë".into());
-    let phone =
-        serde_json::to_value(latch.create_new_session(zoe.clone(), None, None).await.unwrap())
-            .unwrap();
+    // An app that signs people in itself says where from, as the edge does for a login.
+    let mut sign_in = HeaderMap::new();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    sign_in.insert("user-agent", firefox.parse().unwrap());
+    let from = SignInDevice::from_request(&sign_in, Some("203.0.113.77".parse().unwrap()));
+    let phone = latch.create_new_session_from(from, zoe.clone(), None, None).await.unwrap();
+    let phone = serde_json::to_value(phone).unwrap();
     let laptop =
         serde_json::to_value(latch.create_new_session(zoe.clone(), None, None).await.unwrap())
             .unwrap();
@@ -295,6 +299,11 @@ async fn the_session_object_lists_its_users_devices_and_signs_out_the_others(sto
         latch.get_session(&browser_headers(&laptop, None), &Method::GET, false).await.unwrap();
     let devices = session.list_devices().await.unwrap();
     assert_eq!(devices.len(), 3);
+    let signed_in_from = devices.iter().find(|d| d.handle == handle(&phone)).unwrap();
+    assert_eq!(signed_in_from.browser.as_deref(), Some("Firefox 133"));
+    assert_eq!(signed_in_from.network.as_deref(), Some("203.0.113.0/24"), "never the address");
+    let plain = devices.iter().find(|d| d.handle == handle(&tablet)).unwrap();
+    assert_eq!((&plain.browser, &plain.network), (&None, &None), "nothing said, nothing stored");
     let current: Vec<_> = devices.iter().filter(|d| d.current).map(|d| d.handle.clone()).collect();
     assert_eq!(current, [handle(&laptop)]);
     assert!(session.sign_out_device(session.get_handle()).await.is_err(), "revoke_session clears");

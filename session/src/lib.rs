@@ -21,15 +21,16 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method};
 use latch_shared::access::{VerifiedAccessToken, Verifier, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, DeviceList, DeviceSession, IssuedSession, JwtPayloadUpdate,
-    RefreshRequest, ReissuedAccessToken, RevokeResponse, SessionHandles, SessionInfo, UsageReport,
-    UserId,
+    paths, CreateSessionRequest, DeviceList, DeviceReport, DeviceSession, IssuedSession,
+    JwtPayloadUpdate, RefreshRequest, ReissuedAccessToken, RevokeResponse, SessionHandles,
+    SessionInfo, UsageReport, UserId, CLIENT_ADDRESS_HEADER, MAX_USER_AGENT_LEN,
 };
 use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
@@ -190,11 +191,26 @@ impl Latch {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, SessionError> {
+        self.call_for(None, method, path, body).await
+    }
+
+    /// [`Latch::call`] on behalf of the client at `client_address` (the origin's per-address
+    /// rate limits, and the network "your devices" shows).
+    async fn call_for<T: DeserializeOwned>(
+        &self,
+        client_address: Option<IpAddr>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, SessionError> {
         let mut request = self
             .0
             .http
             .request(method, format!("{}{path}", self.0.origin_url))
             .bearer_auth(&self.0.api_key);
+        if let Some(address) = client_address {
+            request = request.header(CLIENT_ADDRESS_HEADER, address.to_string());
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -455,6 +471,24 @@ impl Latch {
         self.call(reqwest::Method::POST, paths::SESSIONS, Some(&request)).await
     }
 
+    /// [`Latch::create_new_session`] with where the person signs in from, for "your devices"
+    /// ([`Session::list_devices`]): what the edge reports for a login behind it.
+    pub async fn create_new_session_from(
+        &self,
+        device: SignInDevice,
+        user_id: UserId,
+        jwt_payload: Option<Value>,
+        session_info: Option<Value>,
+    ) -> Result<IssuedSession, SessionError> {
+        let request = CreateSessionRequest {
+            user_id,
+            jwt_payload,
+            session_info,
+            device: Some(device.report),
+        };
+        self.call_for(device.address, reqwest::Method::POST, paths::SESSIONS, Some(&request)).await
+    }
+
     pub async fn get_session_info(&self, handle: &str) -> Result<Option<Value>, SessionError> {
         let info: SessionInfo =
             self.call(reqwest::Method::GET, &paths::session_info(handle), None::<&()>).await?;
@@ -581,6 +615,30 @@ pub fn check_request(
 ) -> Result<VerifiedAccessToken, SessionError> {
     let facts = facts.under(policy);
     engine::authenticate(&facts, policy.check_for_flag(enable_csrf_protection), now, verify)
+}
+
+/// Where a person signs in from, for "your devices", when the app creates the session itself
+/// ([`Latch::create_new_session_from`]). The origin stores what its settings allow: the
+/// browser, OS and kind read from the `User-Agent` (not the header), and the address only as
+/// its network. Never a security decision: a client can claim anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignInDevice {
+    pub report: DeviceReport,
+    /// The client's address as the app knows it (its socket, or its own proxy's header).
+    pub address: Option<IpAddr>,
+}
+
+impl SignInDevice {
+    /// From the sign-in request's headers (its `User-Agent`, left out past
+    /// [`MAX_USER_AGENT_LEN`] bytes or if not text) and the client's address.
+    pub fn from_request(headers: &HeaderMap, address: Option<IpAddr>) -> SignInDevice {
+        let user_agent = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| value.len() <= MAX_USER_AGENT_LEN)
+            .map(str::to_owned);
+        SignInDevice { report: DeviceReport { user_agent, ..DeviceReport::default() }, address }
+    }
 }
 
 /// A verified session: what the app's handler works with.

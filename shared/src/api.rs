@@ -146,6 +146,10 @@ pub struct CreateSessionRequest {
     pub device: Option<DeviceReport>,
 }
 
+/// The longest `User-Agent` a [`DeviceReport`] carries (the origin parses no longer one; real
+/// ones are a few hundred bytes).
+pub const MAX_USER_AGENT_LEN: usize = 1024;
+
 /// What a client says of itself when a session is made: the edge sends the request's
 /// `User-Agent` and Cloudflare's `request.cf` place. Never trusted for a security decision:
 /// any of it can be made up by the client (the place only by its network).
