@@ -52,8 +52,10 @@ function describe(device) {
 }
 
 async function loadSessions() {
-  const { sessions } = await api(DEVICES);
+  const { sessions, more } = await api(DEVICES);
   const list = $("sessions");
+  const older = document.createElement("li");
+  older.textContent = "…and older sessions: “Sign out all other devices” ends them too.";
   list.replaceChildren(...sessions.map((device) => {
     const item = document.createElement("li");
     item.dataset.handle = device.handle;
@@ -73,8 +75,8 @@ async function loadSessions() {
       item.append(revoke);
     }
     return item;
-  }));
-  $("sign-out-others").hidden = sessions.length < 2;
+  }), ...(more ? [older] : []));
+  $("sign-out-others").hidden = sessions.length < 2 && !more;
 }
 
 $("sign-out-others").addEventListener("click", async () => {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use latch_shared::access::{self, SessionClaims, VerifiedAccessToken, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, DeviceSession, ExpiringToken, IssuedSession, JwtPayloadUpdate,
-    ReissuedAccessToken, RevokeResponse, SessionTokens, SessionView, UserId, UserIdType,
-    VerifyRequest, VerifyResponse,
+    paths, CreateSessionRequest, DeviceList, DeviceSession, ExpiringToken, IssuedSession,
+    JwtPayloadUpdate, ReissuedAccessToken, RevokeResponse, SessionTokens, SessionView, UserId,
+    UserIdType, VerifyRequest, VerifyResponse, MAX_DEVICES_LISTED,
 };
 use latch_shared::csrf::AntiCsrfToken;
 use latch_shared::engine::{self, AntiCsrfPolicy, Credential, RequestFacts};
@@ -134,6 +134,12 @@ struct Refreshed {
     session_expires_at: i64,
     generation: i64,
 }
+
+/// The columns a "your devices" list reads of a session, as a [`DeviceRow`].
+const DEVICE_COLUMNS: &str =
+    "handle, created_at, COALESCE(last_seen_at, created_at) AS last_seen_at, \
+     device_browser, device_os, device_kind, client_network, place_country, place_region, \
+     place_city";
 
 /// A session's row for "your devices".
 #[derive(sqlx::FromRow)]
@@ -717,30 +723,48 @@ impl SessionService {
         .await?)
     }
 
-    /// The user's live sessions with their devices, newest first; `current`, the session
-    /// asking, is marked, and must be one of them (a revoked device sees nothing).
+    /// The user's live sessions with their devices: the [`MAX_DEVICES_LISTED`] newest, newest
+    /// first, and whether there are more. `current`, the session asking, is marked and always
+    /// listed (after the newest if older than them); it must be live (a revoked device sees
+    /// nothing).
     pub async fn user_devices(
         &self,
         user_id: &UserId,
         current: Option<&SessionHandle>,
-    ) -> ApiResult<Vec<DeviceSession>> {
-        let rows: Vec<DeviceRow> = sqlx::query_as(
-            "SELECT handle, created_at, COALESCE(last_seen_at, created_at) AS last_seen_at, \
-             device_browser, device_os, device_kind, client_network, place_country, \
-             place_region, place_city FROM sessions \
+    ) -> ApiResult<DeviceList> {
+        let now = self.clock.now_ms();
+        let mut rows: Vec<DeviceRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM sessions \
              WHERE user_id = $1 AND user_id_type = $2 AND expires_at > $3 \
-             ORDER BY created_at DESC, handle",
-        )
+             ORDER BY created_at DESC, handle LIMIT $4"
+        ))
         .bind(user_id.as_text().into_owned())
         .bind(StoredUserId::type_column(user_id))
-        .bind(self.clock.now_ms())
+        .bind(now)
+        .bind(MAX_DEVICES_LISTED as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
+        let more = rows.len() > MAX_DEVICES_LISTED;
+        rows.truncate(MAX_DEVICES_LISTED);
         let current = current.map(SessionHandle::as_str);
-        if current.is_some_and(|current| !rows.iter().any(|row| row.handle == current)) {
-            return Err(SessionError::unauthorised("session does not exist anymore").into());
+        if let Some(asking) = current.filter(|asking| !rows.iter().any(|row| row.handle == *asking))
+        {
+            let row: Option<DeviceRow> = sqlx::query_as(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM sessions \
+                 WHERE user_id = $1 AND user_id_type = $2 AND expires_at > $3 AND handle = $4"
+            ))
+            .bind(user_id.as_text().into_owned())
+            .bind(StoredUserId::type_column(user_id))
+            .bind(now)
+            .bind(asking)
+            .fetch_optional(&self.pool)
+            .await?;
+            let row =
+                row.ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?;
+            rows.push(row);
         }
-        Ok(rows.into_iter().map(|row| row.into_view(current)).collect())
+        let sessions = rows.into_iter().map(|row| row.into_view(current)).collect();
+        Ok(DeviceList { sessions, more })
     }
 
     /// Revokes one session of the user ("sign out that device"); a handle that is not one of

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::*;
+use latch_shared::api::MAX_DEVICES_LISTED;
 use serde_json::{json, Value};
 
 on_both_stores!(
@@ -17,6 +18,7 @@ on_both_stores!(
     signing_out_other_devices_keeps_the_current_one_and_blacklists_the_rest,
     a_user_cannot_sign_out_another_users_session,
     a_device_already_signed_out_can_neither_list_nor_sign_out_the_others,
+    a_user_with_many_sessions_gets_the_newest_and_the_asking_one,
 );
 
 const FIREFOX_LINUX: &str =
@@ -184,5 +186,35 @@ async fn a_device_already_signed_out_can_neither_list_nor_sign_out_the_others(st
         origin.verify(&access_token(&owner)).await.status,
         StatusCode::OK,
         "the owner stays"
+    );
+}
+
+/// A script that signs in again and again must not make every "your devices" page carry
+/// thousands of rows: the list holds the newest, says there are more, and always the session
+/// asking, which can then sign out the rest.
+async fn a_user_with_many_sessions_gets_the_newest_and_the_asking_one(store: Store) {
+    let origin = Origin::start(&store).await;
+    let oldest = origin.create("many").await;
+    for _ in 0..MAX_DEVICES_LISTED + 1 {
+        origin.advance(Duration::from_millis(10));
+        origin.create("many").await;
+    }
+    let reply = origin.api(Method::GET, "/v1/users/many/devices", None).await;
+    assert_eq!(reply.body["sessions"].as_array().unwrap().len(), MAX_DEVICES_LISTED);
+    assert_eq!(reply.body["more"], true);
+    let asked = format!("/v1/users/many/devices?current={}", handle(&oldest));
+    let reply = origin.api(Method::GET, &asked, None).await;
+    let sessions = reply.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), MAX_DEVICES_LISTED + 1, "the newest, and the one asking");
+    let last = sessions.last().unwrap();
+    assert_eq!((&last["handle"], &last["current"]), (&json!(handle(&oldest)), &json!(true)));
+    assert!(sessions[..MAX_DEVICES_LISTED].iter().all(|s| s["current"] == false));
+    let except = format!("/v1/users/many/devices?except={}", handle(&oldest));
+    let revoked = origin.api(Method::DELETE, &except, None).await;
+    assert_eq!(revoked.body["handles"].as_array().unwrap().len(), MAX_DEVICES_LISTED + 1);
+    let reply = origin.api(Method::GET, &asked, None).await;
+    assert_eq!(
+        (reply.body["sessions"].as_array().unwrap().len(), &reply.body["more"]),
+        (1, &json!(false))
     );
 }

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Method};
 use latch_shared::access::{VerifiedAccessToken, Verifier, VerifyError};
 use latch_shared::api::{
-    paths, CreateSessionRequest, DeviceList, DeviceReport, DeviceSession, IssuedSession,
-    JwtPayloadUpdate, RefreshRequest, ReissuedAccessToken, RevokeResponse, SessionHandles,
-    SessionInfo, UsageReport, UserId, CLIENT_ADDRESS_HEADER, MAX_USER_AGENT_LEN,
+    paths, CreateSessionRequest, DeviceList, DeviceReport, IssuedSession, JwtPayloadUpdate,
+    RefreshRequest, ReissuedAccessToken, RevokeResponse, SessionHandles, SessionInfo, UsageReport,
+    UserId, CLIENT_ADDRESS_HEADER, MAX_USER_AGENT_LEN,
 };
 use latch_shared::assertion::{AssertionVerifier, ASSERTION_HEADER};
 use latch_shared::engine::{self, AntiCsrfPolicy, RequestFacts};
@@ -745,12 +745,12 @@ impl Session {
         Ok(SessionHeaders(headers))
     }
 
-    /// "Your devices": the user's sessions with what they were made from, newest first, this
-    /// one marked `current` (one database read).
-    pub async fn list_devices(&self) -> Result<Vec<DeviceSession>, SessionError> {
+    /// "Your devices": the user's sessions with what they were made from, the newest
+    /// [`MAX_DEVICES_LISTED`](latch_shared::api::MAX_DEVICES_LISTED) newest first and this one
+    /// (marked `current`) always; `more` says whether older ones exist (one database read).
+    pub async fn list_devices(&self) -> Result<DeviceList, SessionError> {
         let path = paths::user_devices(&self.user_id, &[("current", &self.handle)]);
-        let list: DeviceList = self.latch.call(reqwest::Method::GET, &path, None::<&()>).await?;
-        Ok(list.sessions)
+        self.latch.call(reqwest::Method::GET, &path, None::<&()>).await
     }
 
     /// Signs out the user's session `handle` ("that lost phone"), blacklisted at the edge by

@@ -195,11 +195,19 @@ pub struct DeviceSession {
     pub city: Option<String>,
 }
 
-/// Answer to `GET /v1/users/{user_id}/devices`: newest first.
+/// The most sessions one "your devices" list shows: the newest, and the session asking.
+pub const MAX_DEVICES_LISTED: usize = 100;
+
+/// Answer to `GET /v1/users/{user_id}/devices`: the [`MAX_DEVICES_LISTED`] newest sessions,
+/// newest first, and the session asking (`current`) even when it is older than those.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceList {
     pub sessions: Vec<DeviceSession>,
+    /// The user has older sessions than those listed (`DELETE …/devices?except=` signs them
+    /// out with the rest).
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// `PUT /v1/sessions/{handle}/jwt-payload`: the seed era's `updateJWTPayload` (today's

@@ -71,8 +71,7 @@ pub async fn list(
 ) -> ApiResult<Json<DeviceList>> {
     let user_id = user_id(&segment, query.user_id_type)?;
     let current = asking(caller, query.current.as_deref())?;
-    let sessions = state.sessions.user_devices(&user_id, current.as_ref()).await?;
-    Ok(Json(DeviceList { sessions }))
+    Ok(Json(state.sessions.user_devices(&user_id, current.as_ref()).await?))
 }
 
 /// Signs out every other device: revokes all the user's sessions but `except`, each
