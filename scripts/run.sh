@@ -2,8 +2,9 @@
 # Runs Latch locally on the embedded SQLite default: the origin, and the edge on workerd in front
 # of an app. Without --upstream the app is the bundled demo (the README's run command); with it,
 # an app you already run. Builds what is stale, checks both configurations before saying ready,
-# prints what the app needs, and stops everything on Ctrl-C. State (database, secrets, KV) stays
-# in the data directory, so a second run starts in seconds. `scripts/run.sh --help` for options.
+# prints what the app needs, starts the origin again if it ends, and stops everything on Ctrl-C.
+# State (database, secrets, KV) stays in the data directory, so a second run starts in seconds.
+# `scripts/run.sh --help` for options.
 set -euo pipefail
 CALLER_DIR="$PWD"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,8 @@ Without --upstream: the bundled demo app, at http://127.0.0.1:8787/.
 
 The origin reads any LATCH_* variable from the environment (docs/configuration.md, "Origin").
 Cookies are set without Secure: the edge serves plain HTTP on 127.0.0.1.
+If the origin ends (a crash, or killed to see what the edge does without it), it is started
+again while the edge goes on serving; Ctrl-C stops everything.
 EOF
 }
 
@@ -124,7 +127,8 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'stop; exit 130' INT TERM
 
 # Waits until $2 answers, or fails as soon as process $1 has exited (its error is above).
 wait_for() {
@@ -139,11 +143,16 @@ wait_for() {
 EDGE_URL="http://127.0.0.1:$EDGE_PORT"
 ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT"
 say "[4/4] starting"
-LATCH_LISTEN="127.0.0.1:$ORIGIN_PORT" LATCH_DATA_DIR="$DATA_DIR" LATCH_COOKIE_SECURE=false \
-  LATCH_EDGE_URL="$EDGE_URL" LATCH_LOG="${LATCH_LOG:-warn,latch_origin=info}" \
-  target/debug/latch-origin &
-pids+=($!)
-wait_for "${pids[-1]}" "$ORIGIN_URL/healthz" "the origin"
+# The origin is pids[0]: the one process started again if it ends (below).
+start_origin() {
+  LATCH_LISTEN="127.0.0.1:$ORIGIN_PORT" LATCH_DATA_DIR="$DATA_DIR" LATCH_COOKIE_SECURE=false \
+    LATCH_EDGE_URL="$EDGE_URL" LATCH_LOG="${LATCH_LOG:-warn,latch_origin=info}" \
+    target/debug/latch-origin &
+  pids[0]=$!
+  origin_started=$SECONDS
+  wait_for "${pids[0]}" "$ORIGIN_URL/healthz" "the origin"
+}
+start_origin
 
 # The edge's variables: exported once, read by the check and by the worker alike.
 export ORIGIN_URL EDGE_SECRET="$LATCH_EDGE_SECRET" ASSERTION_KEYS="$LATCH_ASSERTION_KEYS"
@@ -183,4 +192,23 @@ else
   say "ready: open $EDGE_URL/   (Ctrl-C stops everything)"
 fi
 say "origin API on $ORIGIN_URL (API key in $DATA_DIR/run.env)"
-wait -n "${pids[@]}"
+
+# The origin may end (a crash, or killed to see what the edge does without it): the edge goes on
+# serving what needs no database (public routes, sessions it has verified, until their access
+# tokens expire), and the origin is started again, as a deployment's supervisor would. An
+# origin that keeps ending as it starts, or anything else ending, stops everything.
+quick_exits=0
+while true; do
+  wait -n "${pids[@]}" || true
+  kill -0 "${pids[0]}" 2>/dev/null && break
+  if (( SECONDS - origin_started < 5 )); then quick_exits=$((quick_exits + 1)); else quick_exits=0; fi
+  if (( quick_exits >= 3 )); then
+    echo "latch: the origin keeps ending as it starts (see above)" >&2
+    exit 1
+  fi
+  say "the origin ended; the edge goes on serving what needs no database; starting the origin again"
+  sleep 1
+  start_origin
+  say "the origin is back on $ORIGIN_URL"
+done
+exit 1

@@ -6,12 +6,12 @@
 // wrangler.toml checked and dry-run deployed offline.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { API_KEY, EDGE_SECRET, Origin, ROOT, asciiJson, freePort, launchChromium, sleep, verifyAssertion } from "../support.mjs";
+import { API_KEY, Browser, EDGE_SECRET, Origin, ROOT, asciiJson, freePort, launchChromium, sleep, verifyAssertion } from "../support.mjs";
 
 const ACCESS_LIFETIME_SECS = 10;
 const EXPIRY_WAIT_MS = (ACCESS_LIFETIME_SECS + 6) * 1000; // lifetime + the verifier's leeway
@@ -162,6 +162,62 @@ test("run.sh --upstream puts Latch in front of your own app: sign in as Zoë, an
   for (const url of [edgeUrl, `http://127.0.0.1:${originPort}/healthz`]) {
     await assert.rejects(fetch(url), `${url} still answers after Ctrl-C`);
   }
+});
+
+/** The origin process run.sh started for `dataDir`: its command and environment in /proc. */
+function originPid(dataDir) {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const command = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      const environment = readFileSync(`/proc/${entry}/environ`, "utf8").split("\0");
+      if (command.includes("latch-origin") && environment.includes(`LATCH_DATA_DIR=${dataDir}`)) return Number(entry);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return null;
+}
+
+test("the origin killed under run.sh: the edge goes on serving the signed-in session, run.sh starts the origin again, and its sessions survive", async () => {
+  const [edgePort, originPort] = [await freePort(), await freePort()];
+  edgeUrl = `http://127.0.0.1:${edgePort}`;
+  const child = run(
+    ["--upstream", appUrl, "--public", "/,/login", "--login-url", "/login",
+      "--port", String(edgePort), "--origin-port", String(originPort), "--data-dir", "killed"],
+    { cwd: elsewhere },
+  );
+  try {
+    await child.ready;
+    expected.issuer = child.output.match(/^\s+iss\s+(\S+)$/m)?.[1];
+    expected.audience = child.output.match(/^\s+aud\s+(\S+)$/m)?.[1];
+    const visitor = new Browser(edgeUrl);
+    const form = { "content-type": "application/x-www-form-urlencoded", origin: edgeUrl };
+    const login = await visitor.navigate("/login", { method: "POST", headers: form, body: "user=Zo%C3%AB" });
+    assert.equal(login.status, 303, login.text);
+    assert.match((await visitor.navigate("/dashboard")).text, /Zoë/);
+
+    const pid = originPid(path.join(elsewhere, "killed"));
+    assert.ok(pid, `the origin's process:\n${child.output}`);
+    process.kill(pid, "SIGKILL");
+    await assert.rejects(fetch(`http://127.0.0.1:${originPort}/healthz`), "the origin is down");
+    // What needs no database goes on: the session the edge has verified, and public pages.
+    const dashboard = await visitor.navigate("/dashboard");
+    assert.equal(dashboard.status, 200, dashboard.text);
+    assert.match(dashboard.text, /Zoë/);
+    assert.equal((await visitor.navigate("/")).status, 200);
+
+    for (let i = 0; i < 300 && !child.output.includes("the origin is back"); i++) await sleep(100);
+    assert.match(child.output, /the origin ended.*\n(.*\n)*.*the origin is back/, child.output);
+    // The session survived the kill: it refreshes through the new origin, and serves pages.
+    const refreshed = await visitor.refresh();
+    assert.equal(refreshed.status, 200, refreshed.text);
+    assert.match((await visitor.navigate("/dashboard")).text, /Zoë/);
+  } finally {
+    const { code, signal } = await interrupt(child);
+    assert.ok(code === 0 || code === 130 || signal === "SIGINT", `Ctrl-C stops cleanly: ${code} ${signal}\n${child.output}`);
+  }
+  await assert.rejects(fetch(`http://127.0.0.1:${originPort}/healthz`), "the restarted origin stops with the rest");
 });
 
 test("a configuration mistake stops run.sh before it says ready, naming the variable", async () => {
