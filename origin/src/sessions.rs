@@ -744,9 +744,15 @@ impl SessionService {
         .bind(MAX_DEVICES_LISTED as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() > MAX_DEVICES_LISTED;
-        rows.truncate(MAX_DEVICES_LISTED);
         let current = current.map(SessionHandle::as_str);
+        // One past the bound tells whether there are more, unless it is the session asking,
+        // which is listed anyway.
+        let extra_is_asking =
+            rows.get(MAX_DEVICES_LISTED).is_some_and(|row| current == Some(row.handle.as_str()));
+        let more = rows.len() > MAX_DEVICES_LISTED && !extra_is_asking;
+        if !extra_is_asking {
+            rows.truncate(MAX_DEVICES_LISTED);
+        }
         if let Some(asking) = current.filter(|asking| !rows.iter().any(|row| row.handle == *asking))
         {
             let row: Option<DeviceRow> = sqlx::query_as(&format!(

@@ -19,6 +19,7 @@ on_both_stores!(
     a_user_cannot_sign_out_another_users_session,
     a_device_already_signed_out_can_neither_list_nor_sign_out_the_others,
     a_user_with_many_sessions_gets_the_newest_and_the_asking_one,
+    the_bound_plus_the_asking_session_is_the_whole_list,
 );
 
 const FIREFOX_LINUX: &str =
@@ -217,4 +218,21 @@ async fn a_user_with_many_sessions_gets_the_newest_and_the_asking_one(store: Sto
         (reply.body["sessions"].as_array().unwrap().len(), &reply.body["more"]),
         (1, &json!(false))
     );
+}
+
+/// With exactly one session past the bound and that one asking, everything is listed: there
+/// is nothing more.
+async fn the_bound_plus_the_asking_session_is_the_whole_list(store: Store) {
+    let origin = Origin::start(&store).await;
+    let oldest = origin.create("bound").await;
+    for _ in 0..MAX_DEVICES_LISTED {
+        origin.advance(Duration::from_millis(10));
+        origin.create("bound").await;
+    }
+    let asked = format!("/v1/users/bound/devices?current={}", handle(&oldest));
+    let reply = origin.api(Method::GET, &asked, None).await;
+    assert_eq!(reply.body["sessions"].as_array().unwrap().len(), MAX_DEVICES_LISTED + 1);
+    assert_eq!(reply.body["more"], false, "all of them are listed");
+    let reply = origin.api(Method::GET, "/v1/users/bound/devices", None).await;
+    assert_eq!(reply.body["more"], true, "without the asking one, one is left out");
 }

@@ -745,9 +745,10 @@ impl Session {
         Ok(SessionHeaders(headers))
     }
 
-    /// "Your devices": the user's sessions with what they were made from, the newest
+    /// "Your devices": the user's sessions with what they were made from, the
     /// [`MAX_DEVICES_LISTED`](latch_shared::api::MAX_DEVICES_LISTED) newest first and this one
-    /// (marked `current`) always; `more` says whether older ones exist (one database read).
+    /// (marked `current`) always; `more` says whether older ones exist (one database read, two
+    /// when this session is older than those listed).
     pub async fn list_devices(&self) -> Result<DeviceList, SessionError> {
         let path = paths::user_devices(&self.user_id, &[("current", &self.handle)]);
         self.latch.call(reqwest::Method::GET, &path, None::<&()>).await
