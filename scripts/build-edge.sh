@@ -3,8 +3,8 @@
 # module glue (with its reset-state function, which the entry uses to rebuild a crashed
 # instance), wasm-opt for size, and esbuild to bundle the JS entry (edge/js/entry.mjs) with the
 # glue. Used by wrangler.toml's [build] command, scripts/run.sh, the tests and the benchmarks.
-# Skips the build when nothing changed. For profiling (bench/edge/profile.mjs):
-# EDGE_KEEP_NAMES=1 keeps the WASM functions' names, EDGE_OUT=dir builds into dir instead.
+# Skips the build when nothing changed. For profiling and A/B runs (bench/edge/): EDGE_OUT=dir
+# builds into dir instead (replacing it whole), EDGE_KEEP_NAMES=1 keeps the WASM functions' names.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -15,15 +15,24 @@ WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/.bin/wasm-opt}"
 ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
 cd "$ROOT"
 out="${EDGE_OUT:-edge/build}"
+# Which kind of build the directory holds: one that kept the names is bigger, and is never
+# taken for the real one (or the other way round).
+mode=release
 names=()
 if [ -n "${EDGE_KEEP_NAMES:-}" ]; then
+  mode=names
   names=(-g)
   export CARGO_PROFILE_RELEASE_STRIP=none
 fi
-if [ -f "$out/index.js" ] && [ -f "$out/glue_bg.wasm" ] && \
+if [ -f "$out/index.js" ] && [ -f "$out/glue_bg.wasm" ] && [ "$(cat "$out/.build-mode" 2>/dev/null)" = "$mode" ] && \
    [ -z "$(find edge/src edge/js shared/src edge/Cargo.toml shared/Cargo.toml Cargo.toml Cargo.lock scripts/build-edge.sh -newer "$out/index.js" -print -quit)" ]; then
-  echo "build-edge: edge/build is up to date"
+  echo "build-edge: $out is up to date"
   exit 0
+fi
+# The directory is replaced whole: never one that holds anything but an earlier build.
+if [ -d "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -f "$out/index.js" ]; then
+  echo "build-edge: $out holds something other than an edge build: not replacing it" >&2
+  exit 1
 fi
 cargo build --quiet --release --target wasm32-unknown-unknown -p latch-edge
 rm -rf "$out"
@@ -35,7 +44,9 @@ rm -rf "$out"
   "${names[@]}" "$out/glue_bg.wasm" -o "$out/glue_bg.wasm"
 # workerd imports a .wasm module as a compiled WebAssembly.Module: the plain import form.
 sed -i 's/^import source \([A-Za-z_$]*\) from/import \1 from/' "$out/glue.js"
-"$ESBUILD_BIN" edge/js/entry.mjs --bundle --format=esm --log-level=warning --alias:latch-edge-glue="./$out/glue.js" \
+"$ESBUILD_BIN" edge/js/entry.mjs --bundle --format=esm --log-level=warning \
+  --alias:latch-edge-glue="$(cd "$out" && pwd)/glue.js" \
   --external:./glue_bg.wasm --external:'cloudflare:*' --outfile="$out/index.js"
 rm -rf "$out/glue.js" "$out/snippets"
+echo "$mode" > "$out/.build-mode"
 touch "$out/index.js"

@@ -7,7 +7,7 @@
 // AB_FIRST_SIGHT=off leaves out the first sight (and the minting of its tokens).
 // AB_PAIRED=1 drives the pass-through and the edge at the same time (two wrk processes), so
 // both meet the same moment's noise from the machine's neighbours; each round's ratio is then
-// of two runs under the same conditions.
+// of two runs under the same conditions (routes only, no first sight).
 import path from "node:path";
 import { Origin, startEdge } from "../../tests/support.mjs";
 import {
@@ -29,7 +29,7 @@ for (const build of builds) {
   edges.push({ name: path.basename(build), ...(await withPid(() => startEdge(bindings, { build: path.resolve(build) }))) });
 }
 const firstSeconds = Math.min(seconds, 3);
-const withFirstSight = process.env.AB_FIRST_SIGHT !== "off";
+const withFirstSight = process.env.AB_FIRST_SIGHT !== "off" && process.env.AB_PAIRED !== "1";
 const firstSight = withFirstSight
   ? await firstSightScript(origin, rounds * builds.length * firstSeconds * 1500)
   : { count: 0 };
@@ -45,7 +45,7 @@ async function pairedRatio(edge, route) {
 for (let round = 1; round <= rounds; round++) {
   const base = paired ? NaN : (await measure(passthrough, "/app/page", { seconds, connections, headers })).cpu_us_per_request;
   const order = round % 2 ? edges : [...edges].reverse();
-  const line = [`round ${round}: passthrough ${base.toFixed(0)} µs`];
+  const line = [paired ? `round ${round}:` : `round ${round}: passthrough ${base.toFixed(0)} µs`];
   for (const edge of order) {
     if (paired) {
       for (const [scenario, route] of [["public", "/public/page"], ["protected", "/app/page"]]) {

@@ -52,7 +52,8 @@ async function handle(request, env, ctx) {
   for (const [name, value] of request.headers) {
     const index = factIndex.get(name);
     if (index !== undefined) values[index] = value;
-    else if (strippedHeader(name)) stripped.push(name);
+    // Checked for every name, facts included: a fact header is never the app's to trust.
+    if (strippedHeader(name)) stripped.push(name);
   }
   const facts = JSON.stringify({ method: request.method, url: request.url, headers: values });
   const id = (nextId = (nextId + 1) >>> 0);
