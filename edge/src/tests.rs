@@ -11,6 +11,7 @@ use latch_shared::keys::{KeySet, SigningKey};
 use latch_shared::trace::REQUEST_ID_HEADER;
 
 use super::*;
+use crate::step::Forward;
 
 const START_MS: i64 = 1_800_000_000_000;
 /// `ASSERTION_KEYS` below: 32 bytes of 1.
@@ -81,6 +82,19 @@ impl Entry {
             url: format!("https://site.test{path}"),
             headers: values,
         })
+    }
+
+    /// A fresh isolate's request to a public route: it loads the settings, then forwards.
+    fn first_forward(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> (Machine, Forward) {
+        let mut machine = self.request(method, path, headers);
+        assert!(matches!(machine.resume(Outcome::Start), Step::LoadSettings { .. }));
+        let Step::Forward(forward) = machine.resume(self.settings_document()) else { panic!() };
+        (machine, forward)
     }
 }
 
@@ -157,9 +171,7 @@ fn the_app_and_every_origin_call_of_one_request_see_one_trace() {
 fn a_public_route_is_one_step_and_forwards_with_only_the_forwarding_headers() {
     let entry = Entry::new(&[("PUBLIC_PATHS", "/public/*")]);
     let client = [("cf-connecting-ip", "203.0.113.9".to_owned())];
-    let mut machine = entry.request("GET", "/public/a?b=1", &client);
-    assert!(matches!(machine.resume(Outcome::Start), Step::LoadSettings { .. }));
-    let Step::Forward(forward) = machine.resume(entry.settings_document()) else { panic!() };
+    let (_, forward) = entry.first_forward("GET", "/public/a?b=1", &client);
     assert_eq!(forward.url, "http://app.test/public/a?b=1");
     assert!(forward.cookie.is_none() && forward.background.is_none());
     let names: Vec<&str> = forward.set.iter().map(|(name, _)| name.as_str()).collect();
@@ -176,9 +188,7 @@ fn a_public_route_is_one_step_and_forwards_with_only_the_forwarding_headers() {
 fn a_login_sends_the_origin_the_device_the_entry_read_for_it() {
     let entry = Entry::new(&[("PUBLIC_PATHS", "/login")]);
     let client = [("cf-connecting-ip", "203.0.113.9".to_owned())];
-    let mut machine = entry.request("POST", "/login", &client);
-    assert!(matches!(machine.resume(Outcome::Start), Step::LoadSettings { .. }));
-    assert!(matches!(machine.resume(entry.settings_document()), Step::Forward(_)));
+    let (mut machine, _) = entry.first_forward("POST", "/login", &client);
     let device = latch_shared::api::DeviceReport {
         user_agent: Some("Mozilla/5.0 (Zoë's phone)".into()),
         country: Some("CH".into()),

@@ -755,19 +755,10 @@ impl SessionService {
         }
         if let Some(asking) = current.filter(|asking| !rows.iter().any(|row| row.handle == *asking))
         {
-            let row: Option<DeviceRow> = sqlx::query_as(&format!(
-                "SELECT {DEVICE_COLUMNS} FROM sessions \
-                 WHERE user_id = $1 AND user_id_type = $2 AND expires_at > $3 AND handle = $4"
-            ))
-            .bind(user_id.as_text().into_owned())
-            .bind(StoredUserId::type_column(user_id))
-            .bind(now)
-            .bind(asking)
-            .fetch_optional(&self.pool)
-            .await?;
-            let row =
-                row.ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?;
-            rows.push(row);
+            let row = self.live_device(user_id, asking, now).await?;
+            rows.push(
+                row.ok_or_else(|| SessionError::unauthorised("session does not exist anymore"))?,
+            );
         }
         let sessions = rows.into_iter().map(|row| row.into_view(current)).collect();
         Ok(DeviceList { sessions, more })
@@ -829,25 +820,30 @@ impl SessionService {
             self.metrics.sessions_revoked.inc_by(handles.len() as u64);
         } else if let Some(asking) = asking {
             // Nothing revoked: say so, unless it is because the session asking is gone.
-            if !self.is_live(user_id, asking, now).await? {
+            if self.live_device(user_id, asking.as_str(), now).await?.is_none() {
                 return Err(SessionError::unauthorised("session does not exist anymore").into());
             }
         }
         Ok(handles)
     }
 
-    async fn is_live(&self, user_id: &UserId, handle: &SessionHandle, now: i64) -> ApiResult<bool> {
-        let live: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sessions WHERE handle = $1 AND user_id = $2 AND user_id_type = $3 \
-             AND expires_at > $4",
-        )
-        .bind(handle.as_str())
+    /// The user's session `handle` as "your devices" shows it, if it is live.
+    async fn live_device(
+        &self,
+        user_id: &UserId,
+        handle: &str,
+        now: i64,
+    ) -> ApiResult<Option<DeviceRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM sessions \
+             WHERE user_id = $1 AND user_id_type = $2 AND expires_at > $3 AND handle = $4"
+        ))
         .bind(user_id.as_text().into_owned())
         .bind(StoredUserId::type_column(user_id))
         .bind(now)
+        .bind(handle)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(live.is_some())
+        .await?)
     }
 
     /// Deletes expired sessions in batches of [`PURGE_BATCH`]; returns how many. One statement
