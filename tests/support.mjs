@@ -171,6 +171,10 @@ export async function startUpstream() {
       if (url.pathname === "/string-payload-login") headers["x-latch-login"] = '{"user_id":"x","jwt_payload":"notanobject"}';
       // JSON.stringify leaves "ë" raw, and Node writes a header's characters as Latin-1 bytes.
       if (url.pathname === "/latin1-login") headers["x-latch-login"] = JSON.stringify({ user_id: "Zoë" });
+      // The same JSON as raw UTF-8 bytes, as Go's encoding/json or Python without ensure_ascii send it.
+      if (url.pathname === "/utf8-login") {
+        headers["x-latch-login"] = Buffer.from(JSON.stringify({ user_id: "Zoë 🚀 raw" }), "utf8").toString("latin1");
+      }
       if (url.pathname === "/deep-login") headers["x-latch-login"] = `{"user_id":"x","jwt_payload":${"[".repeat(2000)}`;
       if (url.pathname === "/big-login") {
         headers["x-latch-login"] = JSON.stringify({ user_id: "big", jwt_payload: { blob: "x".repeat(5000) } });

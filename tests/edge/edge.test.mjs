@@ -17,7 +17,7 @@ function edgeBindings(overrides = {}) {
     ORIGIN_URL: origin.url,
     UPSTREAM_URL: upstream.url,
     DEFAULT_ROUTE: "protected",
-    PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login, /string-payload-login, /latin1-login",
+    PUBLIC_PATHS: "/public/*, /login, /bad-login, /big-login, /deep-login, /string-payload-login, /latin1-login, /utf8-login",
     OPTIONAL_PATHS: "/optional/*",
     SETTINGS_CACHE_SECS: "300",
     // Part of the revocation delay: a session revoked elsewhere is refused within this.
@@ -1048,6 +1048,14 @@ test("a login instruction with \"Zoë\" written as Latin-1 is refused, not a ses
   assert.match(res.headers.get("x-request-id"), /^[0-9a-f]{32}$/, "the log line says how to fix it");
   const after = await origin.api("GET", `/v1/users/${encodeURIComponent("Zo\uFFFD")}/sessions`);
   assert.equal(after.body.handles.length, before.body.handles.length, "no session for a mangled name");
+});
+
+test("a login instruction sent as raw UTF-8 bytes signs in \"Zoë 🚀 raw\" as written", async () => {
+  const browser = new Browser(edge.url);
+  assert.equal((await browser.fetch("/utf8-login")).status, 200);
+  const me = await browser.fetch("/private/me");
+  assert.equal(me.status, 200, me.text);
+  assert.equal(decodeURIComponent(me.json.headers["x-latch-user-id"]), "Zoë 🚀 raw");
 });
 
 test("a login instruction whose JWT payload is not an object is refused, not a session", async () => {
